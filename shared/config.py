@@ -1,0 +1,269 @@
+"""Configuration of every component: each option is a CLI flag and an environment variable.
+
+Flags follow registrator's names and accept one or two leading dashes (`-ttl 30` and `--ttl 30`).
+A flag wins over its environment variable, which wins over the default. Any invalid value ends the
+program before anything starts: one line naming the option, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import socket
+import sys
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping, NoReturn, Sequence
+from urllib.parse import urlsplit
+
+TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
+FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off"})
+
+
+def parse_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("expected an integer") from None
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number") from None
+    if not value > 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError("expected one of " + ", ".join(choices))
+        return raw
+
+    return parse
+
+
+def _ip_address(raw: str) -> str:
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        raise ValueError("expected an IP address") from None
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def _http_urls(raw: str) -> tuple[str, ...]:
+    urls = tuple(_http_url(part.strip()) for part in raw.split(",") if part.strip())
+    if not urls:
+        raise ValueError("expected one or more comma-separated http(s) URLs")
+    return urls
+
+
+def _redis_url(raw: str) -> str:
+    if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    env: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    switch: bool = False
+
+    @property
+    def field(self) -> str:
+        return self.flag.replace("-", "_").lower()
+
+
+REDIS_URL = Option("redis-url", "REDIS_URL", _redis_url, "redis://127.0.0.1:6379/0", "Redis URL")
+LOG_LEVEL = Option("log-level", "LOG_LEVEL", _log_level, "INFO", "log level")
+RETRY_ATTEMPTS = Option(
+    "retry-attempts", "REGISTRATOR_RETRY_ATTEMPTS", _int_at_least(-1), 30,
+    "connection attempts at startup for Redis, Docker and Eureka (-1: forever)",
+)
+RETRY_INTERVAL = Option(
+    "retry-interval", "REGISTRATOR_RETRY_INTERVAL", _int_at_least(1), 2000,
+    "milliseconds between startup connection attempts",
+)
+EUREKA_URL = Option(
+    "eureka-url", "EUREKA_URL", _http_urls, None,
+    "Eureka base URL(s), comma-separated, e.g. http://127.0.0.1:8761/eureka (required)",
+)
+EUREKA_TIMEOUT = Option(
+    "eureka-timeout", "EUREKA_TIMEOUT", _positive_float, 5.0, "seconds before a Eureka request times out"
+)
+
+COMMON = (REDIS_URL, LOG_LEVEL, RETRY_ATTEMPTS, RETRY_INTERVAL)
+
+WATCHER_OPTIONS = COMMON + (
+    Option("docker-host", "DOCKER_HOST", _text, "unix:///var/run/docker.sock", "Docker Engine API address"),
+    Option("hostname", "REGISTRATOR_HOSTNAME", _text, None,
+           "this host's name, first part of service IDs (default: the machine's hostname)"),
+    Option("ip", "REGISTRATOR_IP", _ip_address, None, "IP for ports mapped to the host"),
+    Option("internal", "REGISTRATOR_INTERNAL", parse_bool, False,
+           "use exposed ports and the container's own IP instead of published ones", switch=True),
+    Option("tags", "REGISTRATOR_TAGS", _text, "", "tags added to every service, comma-separated"),
+    Option("ttl", "REGISTRATOR_TTL", _int_at_least(1), 30,
+           "seconds a liveness entry lives without renewal"),
+    Option("ttl-refresh", "REGISTRATOR_TTL_REFRESH", _int_at_least(1), 10,
+           "seconds between liveness renewals (must be less than -ttl)"),
+    Option("resync", "REGISTRATOR_RESYNC", _int_at_least(0), 0,
+           "seconds between full re-syncs of all containers (0: never)"),
+    Option("deregister", "REGISTRATOR_DEREGISTER", _choice("always", "on-success"), "always",
+           "deregister exited containers always, or only on exit code 0 / killed by a signal"),
+)
+
+REGISTRAR_OPTIONS = COMMON + (EUREKA_URL, EUREKA_TIMEOUT)
+
+HEARTBEATER_OPTIONS = COMMON + (
+    EUREKA_URL,
+    EUREKA_TIMEOUT,
+    Option("tick", "HEARTBEAT_TICK", _positive_float, 0.5,
+           "seconds between looks for heartbeats that are due"),
+    Option("batch-size", "HEARTBEAT_BATCH_SIZE", _int_at_least(1), 200,
+           "instances per heartbeat job"),
+)
+
+
+@dataclass(frozen=True)
+class CommonConfig:
+    redis_url: str
+    log_level: str
+    retry_attempts: int
+    retry_interval: int
+
+    @property
+    def retry_interval_seconds(self) -> float:
+        return self.retry_interval / 1000
+
+
+@dataclass(frozen=True)
+class WatcherConfig(CommonConfig):
+    docker_host: str
+    hostname: str
+    ip: str | None
+    internal: bool
+    tags: str
+    ttl: int
+    ttl_refresh: int
+    resync: int
+    deregister: str
+
+
+@dataclass(frozen=True)
+class RegistrarConfig(CommonConfig):
+    eureka_url: tuple[str, ...]
+    eureka_timeout: float
+
+
+@dataclass(frozen=True)
+class HeartbeaterConfig(RegistrarConfig):
+    tick: float
+    batch_size: int
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _fail(prog: str, message: str) -> NoReturn:
+    sys.stderr.write(f"{prog}: error: {message}\n")
+    raise SystemExit(2)
+
+
+def _resolve(prog: str, options: Sequence[Option], argv: Sequence[str] | None,
+             environ: Mapping[str, str]) -> dict[str, Any]:
+    parser = _OneLineParser(prog=prog, allow_abbrev=False)
+    for option in options:
+        names = [f"--{option.flag}", f"-{option.flag}"]
+        env_note = f" [env {option.env}]"
+        if option.switch:
+            parser.add_argument(*names, dest=option.field, action="store_const", const="true",
+                                help=option.help + env_note)
+        else:
+            parser.add_argument(*names, dest=option.field, metavar=option.field.upper(),
+                                help=option.help + env_note)
+    given = vars(parser.parse_args(argv))
+    values: dict[str, Any] = {}
+    for option in options:
+        raw, origin = given[option.field], f"-{option.flag}"
+        if raw is None and environ.get(option.env, "") != "":
+            raw, origin = environ[option.env], option.env
+        if raw is None:
+            values[option.field] = option.default
+            continue
+        try:
+            values[option.field] = option.parse(raw)
+        except ValueError as err:
+            _fail(prog, f"invalid value {raw!r} for {origin}: {err}")
+    return values
+
+
+def _build(cls: type, values: dict[str, Any]) -> Any:
+    return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+
+def load_watcher(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> WatcherConfig:
+    prog = "watcher"
+    values = _resolve(prog, WATCHER_OPTIONS, argv, os.environ if environ is None else environ)
+    if values["hostname"] is None:
+        values["hostname"] = socket.gethostname()
+    if values["ttl"] <= values["ttl_refresh"]:
+        _fail(prog, f"-ttl ({values['ttl']}) must be greater than -ttl-refresh ({values['ttl_refresh']})")
+    return _build(WatcherConfig, values)
+
+
+def load_registrar(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> RegistrarConfig:
+    return _build(RegistrarConfig, _with_eureka("registrar", REGISTRAR_OPTIONS, argv, environ))
+
+
+def load_heartbeater(argv: Sequence[str] | None = None,
+                     environ: Mapping[str, str] | None = None) -> HeartbeaterConfig:
+    return _build(HeartbeaterConfig, _with_eureka("heartbeater", HEARTBEATER_OPTIONS, argv, environ))
+
+
+def _with_eureka(prog: str, options: Sequence[Option], argv: Sequence[str] | None,
+                 environ: Mapping[str, str] | None) -> dict[str, Any]:
+    values = _resolve(prog, options, argv, os.environ if environ is None else environ)
+    if not values["eureka_url"]:
+        _fail(prog, "-eureka-url (env EUREKA_URL) is required")
+    return values
