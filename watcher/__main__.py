@@ -23,8 +23,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logs.setup("watcher", settings.log_level)
     client = connect(settings.redis_url)
     wait_for("Redis", client.ping, settings)
-    docker_client = docker.DockerClient(base_url=settings.docker_host, timeout=DOCKER_TIMEOUT_SECONDS)
-    wait_for("Docker", docker_client.ping, settings)
+    docker_client = wait_for("Docker", lambda: _docker(settings.docker_host), settings)
 
     watcher = Watcher(settings, docker_client, Store(client),
                       queues.registrar_queue(connect(settings.redis_url, decode=False)))
@@ -34,6 +33,12 @@ def main(argv: Sequence[str] | None = None) -> None:
              settings.hostname, settings.docker_host, settings.ttl, settings.ttl_refresh)
     watcher.run()
     log.info("watcher stopped")
+
+
+def _docker(base_url: str) -> docker.DockerClient:
+    client = docker.DockerClient(base_url=base_url, timeout=DOCKER_TIMEOUT_SECONDS)
+    client.ping()
+    return client
 
 
 if __name__ == "__main__":

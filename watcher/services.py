@@ -168,7 +168,7 @@ def _image_base_name(image: str) -> str:
     return base.split("@", 1)[0].split(":", 1)[0]
 
 
-def derive_services(container: Mapping[str, Any], rules: Rules, resolved_host_ip: str,
+def derive_services(container: Mapping[str, Any], rules: Rules, resolved_host_ip: str | None,
                     network_container_ip: str | None = None) -> Derivation:
     """The service records registrator would make for this container, and every problem met.
 
@@ -201,7 +201,7 @@ def derive_services(container: Mapping[str, Any], rules: Rules, resolved_host_ip
 
 
 def _service(container: Mapping[str, Any], port: _Port, settings: Mapping[str, _Setting], rules: Rules,
-             resolved_host_ip: str, network_container_ip: str | None, is_group: bool, use_exposed: bool,
+             resolved_host_ip: str | None, network_container_ip: str | None, is_group: bool, use_exposed: bool,
              problems: _Problems) -> ServiceRecord | None:
     attrs, from_port = port_attributes(settings, port.exposed_port, problems)
     if _bool_attr(attrs, "ignore", problems, when_invalid=True):
@@ -224,11 +224,13 @@ def _service(container: Mapping[str, Any], port: _Port, settings: Mapping[str, _
     if is_group and "name" not in from_port:
         name = f"{name}-{port.exposed_port}"
 
-    host_ip = port.host_ip
+    host_ip = rules.forced_ip or port.host_ip
     if host_ip in WILDCARD_HOST_IPS:
+        if resolved_host_ip is None:
+            problems.add(f"port {port.exposed_port}", f"bound to all interfaces, but hostname {rules.hostname!r} "
+                                                      "does not resolve to an IP; set -ip; port not registered")
+            return None
         host_ip = resolved_host_ip
-    if rules.forced_ip:
-        host_ip = rules.forced_ip
 
     ip = port.exposed_ip if rules.internal else host_ip
     number = port.exposed_port if rules.internal or use_exposed else port.host_port

@@ -1,0 +1,97 @@
+"""Fixtures: a real Redis, a real private Docker engine, the dev Eureka, and the components as processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import docker
+import pytest
+import redis
+
+from tests.support import DevEureka, DockerEngine, Process, RedisServer, python_module
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[DockerEngine]:
+    engine = DockerEngine().start()
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture
+def docker_client(docker_engine: DockerEngine) -> Iterator[docker.DockerClient]:
+    client = docker.DockerClient(base_url=docker_engine.host, timeout=30)
+    yield client
+    for container in client.containers.list(all=True):
+        container.remove(force=True)
+    client.close()
+
+
+@pytest.fixture
+def eureka(tmp_path: Path) -> Iterator[DevEureka]:
+    server = DevEureka(tmp_path).start()
+    yield server
+    server.stop()
+
+
+class Components:
+    """Starts watcher / registrar / heartbeater processes and stops them all at the end of a test."""
+
+    def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
+        self.log_dir = log_dir
+        self.env = env
+        self.started: list[Process] = []
+
+    def start(self, component: str, *args: str, name: str | None = None, env: dict[str, str] | None = None) -> Process:
+        process = Process(name or component, python_module(component, *args), self.log_dir,
+                          {**self.env, **(env or {})}).start()
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            process.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"===== {p.name} =====\n{p.log()[-8000:]}" for p in self.started)
+
+
+@pytest.fixture
+def components(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> Iterator[Components]:
+    started = Components(tmp_path, {"REDIS_URL": redis_url, "LOG_LEVEL": "DEBUG",
+                                    "REGISTRATOR_RETRY_INTERVAL": "200"})
+    yield started
+    started.stop_all()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        print(started.logs())

@@ -1,0 +1,210 @@
+"""Real parts for the tests: processes, a private Docker engine, a Redis server, polling with deadlines."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+# The private engine gets a bridge of its own so it never fights a Docker engine already on the machine.
+TEST_BRIDGE = "regtest0"
+TEST_BRIDGE_CIDR = "172.31.250.1/24"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll `check` until it returns something truthy; fail with `what` when `timeout` runs out."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as err:  # noqa: BLE001 - keep polling, report the last error
+            last_error = err
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                                 + (f" (last error: {last_error!r})" if last_error else ""))
+        time.sleep(interval)
+
+
+def require_program(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name} is not installed: run the tests with `make test`, which installs it")
+    return path
+
+
+class Process:
+    """A component or server run as a real subprocess, its output kept in a log file."""
+
+    def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = log_dir / f"{name}.log"
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        log_file = self.log_path.open("ab")
+        self.popen = subprocess.Popen(self.argv, stdout=log_file, stderr=subprocess.STDOUT, env=self.env,
+                                      cwd=REPO, start_new_session=True)
+        log_file.close()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, timeout: float = 10) -> int | None:
+        if self.popen is None:
+            return None
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+    def kill9(self) -> None:
+        assert self.popen is not None
+        self.popen.kill()
+        self.popen.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+class RedisServer:
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = Process("redis", [require_program("redis-server"), "--port", str(self.port), "--bind",
+                                         "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+                               workdir)
+
+    def start(self) -> RedisServer:
+        import redis
+
+        self.process.start()
+        client = redis.Redis(port=self.port)
+        wait_until(client.ping, 10, "redis-server to answer")
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+class DockerEngine:
+    """A private dockerd (own data root, socket and bridge), with the busybox image the tests run."""
+
+    def __init__(self) -> None:
+        # Short path: a unix socket path must fit in 108 bytes.
+        self.dir = Path(tempfile.mkdtemp(prefix="regd-", dir="/tmp"))
+        self.host = f"unix://{self.dir}/docker.sock"
+        self.process = Process("dockerd", [
+            require_program("dockerd"), "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "exec"),
+            "-H", self.host, "--pidfile", str(self.dir / "pid"), "--bridge", TEST_BRIDGE,
+            "--iptables=false", "--ip-masq=false",
+        ], self.dir)
+
+    def start(self) -> DockerEngine:
+        import docker
+
+        subprocess.run(["ip", "link", "del", TEST_BRIDGE], capture_output=True)
+        for command in (["ip", "link", "add", TEST_BRIDGE, "type", "bridge"],
+                        ["ip", "addr", "add", TEST_BRIDGE_CIDR, "dev", TEST_BRIDGE],
+                        ["ip", "link", "set", TEST_BRIDGE, "up"]):
+            subprocess.run(command, check=True, capture_output=True)
+        self.process.start()
+        try:
+            client = wait_until(lambda: docker.DockerClient(base_url=self.host, timeout=30), 60,
+                                "the private dockerd to answer")
+            self._import_busybox(client)
+            client.close()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _import_busybox(self, client: Any) -> None:
+        busybox = require_program("busybox")
+        root = self.dir / "image"
+        (root / "bin").mkdir(parents=True)
+        shutil.copy(busybox, root / "bin" / "busybox")
+        for applet in ("sh", "sleep", "httpd", "nc", "true", "false", "kill"):
+            (root / "bin" / applet).symlink_to("busybox")
+        archive = subprocess.run(["tar", "-C", str(root), "-c", "."], check=True, capture_output=True).stdout
+        client.api.import_image_from_data(archive, repository="local/busybox", tag="latest")
+
+    def stop(self) -> None:
+        self.process.stop(timeout=30)
+        subprocess.run(["ip", "link", "del", TEST_BRIDGE], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class DevEureka:
+    """The project's development Eureka server on a fixed port, so it can be restarted in place."""
+
+    def __init__(self, log_dir: Path, eviction_interval: float = 0.2) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/eureka"
+        self.log_dir = log_dir
+        self.eviction_interval = eviction_interval
+        self.process: Process | None = None
+
+    def start(self) -> DevEureka:
+        self.process = Process("eureka", python_module(
+            "deveureka", "--host", "127.0.0.1", "--port", str(self.port),
+            "--eviction-interval", str(self.eviction_interval)), self.log_dir).start()
+        wait_until(lambda: requests.get(f"{self.url}/apps", timeout=1).ok, 15, "the dev Eureka to answer")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def instance(self, app: str, instance_id: str) -> dict[str, Any] | None:
+        response = requests.get(f"{self.url}/apps/{app}/{instance_id}", headers={"Accept": "application/json"},
+                                timeout=5)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.json()["instance"]
+
+    def app_instances(self, app: str) -> list[dict[str, Any]]:
+        response = requests.get(f"{self.url}/apps/{app}", headers={"Accept": "application/json"}, timeout=5)
+        if response.status_code == 404:
+            return []
+        response.raise_for_status()
+        return response.json()["application"]["instance"]

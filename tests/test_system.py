@@ -1,0 +1,133 @@
+"""End to end on real parts: private dockerd, redis-server, the three components as processes, dev Eureka."""
+
+from __future__ import annotations
+
+import socket
+import time
+from types import SimpleNamespace
+
+import docker
+import pytest
+import redis
+from rq import Worker
+
+from shared import keys
+from tests.conftest import Components
+from tests.support import DevEureka, DockerEngine, free_port, wait_until
+
+HOST_IP = socket.gethostbyname(socket.gethostname())
+FAST_LEASE = {
+    "SERVICE_EUREKA_LEASEINFO_RENEWALINTERVALINSECS": "1",
+    "SERVICE_EUREKA_LEASEINFO_DURATIONINSECS": "3",
+}
+WATCHER_ARGS = ("-ttl", "3", "-ttl-refresh", "1")
+HOST = socket.gethostname()
+
+
+def start_watcher(components: Components, env: dict[str, str]):
+    watcher = components.start("watcher", *WATCHER_ARGS, env=env)
+    wait_until(lambda: "re-synced" in watcher.log(), 20, "the watcher's first re-sync")
+    return watcher
+
+
+@pytest.fixture
+def system(components: Components, eureka: DevEureka, docker_engine: DockerEngine,
+           docker_client: docker.DockerClient, redis_client: redis.Redis, redis_url: str) -> SimpleNamespace:
+    env = {"EUREKA_URL": eureka.url, "DOCKER_HOST": docker_engine.host}
+    components.start("registrar", env=env)
+    components.start("heartbeater", env=env)
+    rq_connection = redis.Redis.from_url(redis_url)
+    wait_until(lambda: len(Worker.all(connection=rq_connection)) == 2, 20, "registrar and heartbeater workers")
+    watcher = start_watcher(components, env)
+    return SimpleNamespace(env=env, watcher=watcher, eureka=eureka, docker=docker_client, redis=redis_client,
+                           components=components)
+
+
+def run_web(docker_client: docker.DockerClient, name: str, port: int, **environment: str):
+    return docker_client.containers.run(
+        "local/busybox", ["httpd", "-f", "-p", "80", "-h", "/"], name=name, detach=True,
+        ports={"80/tcp": port}, environment={"SERVICE_NAME": "web", **environment})
+
+
+def test_started_container_appears_in_eureka_within_two_seconds(system: SimpleNamespace) -> None:
+    port = free_port()
+    container = run_web(system.docker, "web1", port)
+
+    instance = wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{port}"), 2, "WEB in Eureka")
+
+    assert instance["app"] == "WEB"
+    assert instance["status"] == "UP"
+    assert instance["ipAddr"] == HOST_IP
+    assert instance["hostName"] == HOST_IP
+    assert instance["port"]["$"] == port
+    assert instance["dataCenterInfo"]["name"] == "Amazon"
+    assert instance["metadata"]["is-container"] == "true"
+    assert instance["metadata"]["container-id"] == container.id
+    assert instance["metadata"]["container-name"] == "/web1"
+    assert system.redis.exists(keys.live(keys.source(HOST, container.id)))
+
+
+def test_stopped_container_leaves_eureka_within_two_seconds(system: SimpleNamespace) -> None:
+    port = free_port()
+    container = run_web(system.docker, "web1", port)
+    wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{port}"), 2, "WEB in Eureka")
+
+    container.stop(timeout=1)
+
+    wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{port}") is None, 2, "WEB gone from Eureka")
+    source = keys.source(HOST, container.id)
+    assert not system.redis.exists(keys.live(source))
+    assert system.redis.smembers(keys.source_instances(source)) == set()
+    assert system.redis.zcard(keys.HEARTBEAT_DUE) == 0
+
+
+def test_heartbeats_keep_a_short_lease_alive(system: SimpleNamespace) -> None:
+    port = free_port()
+    run_web(system.docker, "web1", port, **FAST_LEASE)
+    instance_id = f"{HOST_IP}_{port}"
+    first = wait_until(lambda: system.eureka.instance("WEB", instance_id), 2, "WEB in Eureka")
+
+    def renewed_later() -> bool:
+        current = system.eureka.instance("WEB", instance_id)
+        return current["leaseInfo"]["lastRenewalTimestamp"] > first["leaseInfo"]["lastRenewalTimestamp"]
+
+    wait_until(renewed_later, 5, "a heartbeat renewing the lease")
+    # Three lease durations later the instance is still there: renewals kept it.
+    deadline = time.monotonic() + 9
+    while time.monotonic() < deadline:
+        assert system.eureka.instance("WEB", instance_id) is not None
+        time.sleep(0.5)
+
+
+def test_killed_watcher_lets_leases_expire_and_its_restart_registers_again(system: SimpleNamespace) -> None:
+    port = free_port()
+    container = run_web(system.docker, "web1", port, **FAST_LEASE)
+    instance_id = f"{HOST_IP}_{port}"
+    wait_until(lambda: system.eureka.instance("WEB", instance_id), 2, "WEB in Eureka")
+    live_key = keys.live(keys.source(HOST, container.id))
+
+    system.watcher.kill9()
+
+    wait_until(lambda: not system.redis.exists(live_key), 5, "the liveness entry to expire")
+    wait_until(lambda: system.eureka.instance("WEB", instance_id) is None, 8, "eviction by lease expiry")
+    # The registrar still tracks it: nothing deregistered it, the lease just ran out.
+    assert system.redis.sismember(keys.source_instances(keys.source(HOST, container.id)),
+                                  f"WEB/{instance_id}")
+
+    start_watcher(system.components, system.env)
+
+    wait_until(lambda: system.eureka.instance("WEB", instance_id), 5, "WEB registered again")
+    assert system.redis.exists(live_key)
+
+
+def test_restarted_eureka_gets_instances_back_through_heartbeat_404(system: SimpleNamespace) -> None:
+    port = free_port()
+    run_web(system.docker, "web1", port, **FAST_LEASE)
+    instance_id = f"{HOST_IP}_{port}"
+    wait_until(lambda: system.eureka.instance("WEB", instance_id), 2, "WEB in Eureka")
+
+    system.eureka.restart()
+    assert system.eureka.instance("WEB", instance_id) is None
+
+    instance = wait_until(lambda: system.eureka.instance("WEB", instance_id), 5, "WEB re-registered after a 404")
+    assert instance["metadata"]["container-name"] == "/web1"
