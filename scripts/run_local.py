@@ -1,0 +1,180 @@
+"""`make run`: the whole system on this machine, for development. Ctrl-C stops everything it started.
+
+- Redis: REDIS_URL if set, else a redis-server on 127.0.0.1:6379 (reused if one already answers there).
+- Docker: DOCKER_HOST (or /var/run/docker.sock) if it answers, else a private dockerd under .run/.
+- Eureka: EUREKA_URL if set, else the dev Eureka server on 127.0.0.1:8761.
+- Then the watcher, a registrar and a heartbeater, each a process with its output prefixed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import docker
+import redis
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+STATE = REPO / ".run"
+DEFAULT_DOCKER = "unix:///var/run/docker.sock"
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, quiet: bool = False) -> None:
+        """Start a process; its output is prefixed onto ours, or with `quiet` goes to .run/<name>.log."""
+        if quiet:
+            STATE.mkdir(exist_ok=True)
+            with (STATE / f"{name}.log").open("ab") as log:
+                process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                                           env={**os.environ, **(env or {})}, start_new_session=True)
+            print(f"started {name}; its log is {STATE / name}.log", flush=True)
+        else:
+            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO,
+                                       env={**os.environ, **(env or {})}, start_new_session=True)
+            threading.Thread(target=_prefix_output, args=(name, process), daemon=True).start()
+        self.processes.append((name, process))
+
+    def stop(self) -> None:
+        for name, process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            print(f"stopped {name}", flush=True)
+
+    def wait(self) -> None:
+        while all(process.poll() is None for _, process in self.processes):
+            time.sleep(0.5)
+        for name, process in self.processes:
+            if process.poll() is not None:
+                print(f"{name} exited with status {process.returncode}; stopping everything", flush=True)
+
+
+def _prefix_output(name: str, process: subprocess.Popen[bytes]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        sys.stdout.write(f"{name:>11} | {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+def _wait(check: Callable[[], object], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not come up within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+def _docker_answers(host: str) -> bool:
+    try:
+        docker.DockerClient(base_url=host, timeout=3).ping()
+        return True
+    except Exception:  # noqa: BLE001 - unreachable for whatever reason
+        return False
+
+
+def start_redis(stack: Stack) -> str:
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"]
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        print(f"using the Redis already answering at {url}", flush=True)
+        return url
+    except redis.RedisError:
+        pass
+    STATE.mkdir(exist_ok=True)
+    stack.start("redis", ["redis-server", "--port", "6379", "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no", "--dir", str(STATE)], quiet=True)
+    _wait(lambda: redis.Redis.from_url(url).ping(), "redis-server")
+    return url
+
+
+def start_docker(stack: Stack) -> str:
+    host = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER
+    if _docker_answers(host):
+        return host
+    print(f"no Docker engine answers at {host}; starting a private dockerd", flush=True)
+    # A unix socket path must be short (108 bytes), so the socket lives in a short temporary folder.
+    runtime = Path(tempfile.mkdtemp(prefix="regrun-", dir="/tmp"))
+    host = f"unix://{runtime}/docker.sock"
+    stack.start("dockerd", ["dockerd", "--data-root", str(STATE / "docker"), "--exec-root", str(runtime / "exec"),
+                            "-H", host, "--pidfile", str(runtime / "pid")], quiet=True)
+    _wait(lambda: _docker_answers(host), "dockerd")
+    _import_busybox(host)
+    return host
+
+
+def _import_busybox(host: str) -> None:
+    """A tiny local image to try the system with (nothing can be pulled without a registry)."""
+    client = docker.DockerClient(base_url=host, timeout=60)
+    if client.images.list(name="local/busybox"):
+        return
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        return
+    with tempfile.TemporaryDirectory() as root:
+        (Path(root) / "bin").mkdir()
+        shutil.copy(busybox, Path(root) / "bin" / "busybox")
+        for applet in ("sh", "sleep", "httpd", "nc"):
+            (Path(root) / "bin" / applet).symlink_to("busybox")
+        archive = subprocess.run(["tar", "-C", root, "-c", "."], check=True, capture_output=True).stdout
+    client.api.import_image_from_data(archive, repository="local/busybox", tag="latest")
+
+
+def start_eureka(stack: Stack) -> str:
+    if os.environ.get("EUREKA_URL"):
+        return os.environ["EUREKA_URL"]
+    url = "http://127.0.0.1:8761/eureka"
+    stack.start("eureka", [sys.executable, "-m", "deveureka", "--host", "127.0.0.1", "--port", "8761"])
+    _wait(lambda: requests.get(f"{url}/apps", timeout=1).ok, "the dev Eureka server")
+    return url
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    stack = Stack()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        env = {"REDIS_URL": start_redis(stack), "DOCKER_HOST": start_docker(stack),
+               "EUREKA_URL": start_eureka(stack)}
+        for component in ("registrar", "heartbeater", "watcher"):
+            stack.start(component, [sys.executable, "-m", component], env)
+        print(f"""
+  Eureka:  {env['EUREKA_URL']}  (try {env['EUREKA_URL']}/apps)
+  Redis:   {env['REDIS_URL']}
+  Docker:  {env['DOCKER_HOST']}
+  Try:     docker -H {env['DOCKER_HOST']} run -d -p 18080:80 -e SERVICE_NAME=web local/busybox httpd -f -p 80 -h /
+  Ctrl-C stops everything started here.
+""", flush=True)
+        stack.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
