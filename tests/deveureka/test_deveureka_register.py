@@ -1,0 +1,278 @@
+"""POST /apps/{APP}: what is accepted, how it is normalised, and what is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+XML_REGISTRATION = """<?xml version="1.0" encoding="UTF-8"?>
+<instance>
+  <instanceId>10.0.0.5_8080</instanceId>
+  <hostName>ip-10-0-0-5.ec2.internal</hostName>
+  <app>{app}</app>
+  <ipAddr>10.0.0.5</ipAddr>
+  <vipAddress>10.0.0.5</vipAddress>
+  <status>STARTING</status>
+  <port enabled="true">8080</port>
+  <securePort enabled="false">8443</securePort>
+  <dataCenterInfo class="com.netflix.appinfo.AmazonInfo">
+    <name>Amazon</name>
+    <metadata>
+      <availability-zone>us-east-1a</availability-zone>
+    </metadata>
+  </dataCenterInfo>
+  <leaseInfo>
+    <renewalIntervalInSecs>10</renewalIntervalInSecs>
+    <durationInSecs>35</durationInSecs>
+  </leaseInfo>
+  <metadata>
+    <container-name>/web-1</container-name>
+    <hudl.routes>a&lt;b &amp; "c"</hudl.routes>
+  </metadata>
+</instance>
+"""
+
+
+def test_json_registration_is_stored_normalised(eureka, app_name):
+    response = eureka.register(app_name, eureka.doc(app_name))
+    assert response.status_code == 204
+    assert response.content == b""
+
+    stored = eureka.instance(app_name, "127.0.0.1_18080")
+    assert stored["instanceId"] == "127.0.0.1_18080"
+    assert stored["app"] == app_name
+    assert stored["hostName"] == stored["ipAddr"] == stored["vipAddress"] == "127.0.0.1"
+    assert stored["status"] == "UP"
+    assert stored["overriddenStatus"] == "UNKNOWN"
+    assert stored["port"] == {"$": 18080, "@enabled": "true"}
+    assert stored["securePort"] == {"$": 443, "@enabled": "false"}
+    assert stored["countryId"] == 1
+    assert stored["dataCenterInfo"] == {
+        "@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo",
+        "name": "MyOwn",
+    }
+    assert stored["metadata"] == {"is-container": "true"}
+    assert stored["isCoordinatingDiscoveryServer"] == "false"
+    assert stored["actionType"] == "ADDED"
+    lease = stored["leaseInfo"]
+    assert lease["renewalIntervalInSecs"] == 30
+    assert lease["durationInSecs"] == 90
+    assert lease["evictionTimestamp"] == 0
+    assert lease["registrationTimestamp"] > 0
+    assert lease["lastRenewalTimestamp"] == lease["registrationTimestamp"]
+    assert lease["serviceUpTimestamp"] == lease["registrationTimestamp"]
+    assert int(stored["lastUpdatedTimestamp"]) == lease["registrationTimestamp"]
+    assert int(stored["lastDirtyTimestamp"]) > 0
+
+
+def test_minimal_registration_gets_defaults(eureka, app_name):
+    doc = {
+        "instance": {
+            "hostName": "host-a",
+            "app": app_name,
+            "ipAddr": "10.1.1.1",
+            "dataCenterInfo": {"name": "MyOwn"},
+        }
+    }
+    assert eureka.register(app_name, doc).status_code == 204
+
+    stored = eureka.instance(app_name, "host-a")  # no instanceId: the id is the hostName
+    assert stored["instanceId"] == "host-a"
+    assert stored["status"] == "UP"
+    assert stored["port"] == {"$": 7001, "@enabled": "true"}
+    assert stored["securePort"] == {"$": 443, "@enabled": "false"}
+    assert stored["leaseInfo"]["renewalIntervalInSecs"] == 30
+    assert stored["leaseInfo"]["durationInSecs"] == 90
+    assert (
+        stored["dataCenterInfo"]["@class"]
+        == "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo"
+    )
+    assert stored["metadata"] == {}
+    assert stored["vipAddress"] == ""
+
+
+def test_lenient_value_forms_are_normalised(eureka, app_name):
+    doc = eureka.doc(
+        app_name,
+        status="starting",
+        port={"$": "18080", "@enabled": True},
+        securePort=8443,
+        leaseInfo={"renewalIntervalInSecs": "5", "durationInSecs": 0},
+        metadata={"@class": "java.util.Collections$EmptyMap", "n": 3, "flag": False},
+        isCoordinatingDiscoveryServer=False,
+    )
+    assert eureka.register(app_name, doc).status_code == 204
+
+    stored = eureka.instance(app_name, "127.0.0.1_18080")
+    assert stored["status"] == "STARTING"
+    assert stored["port"] == {"$": 18080, "@enabled": "true"}
+    assert stored["securePort"] == {"$": 8443, "@enabled": "false"}
+    assert stored["leaseInfo"]["renewalIntervalInSecs"] == 5
+    assert stored["leaseInfo"]["durationInSecs"] == 90  # non-positive falls back, like Netflix
+    assert stored["metadata"] == {"n": "3", "flag": "false"}
+    assert stored["isCoordinatingDiscoveryServer"] == "false"
+    assert stored["leaseInfo"]["serviceUpTimestamp"] == 0  # never UP yet
+
+
+def test_xml_registration_round_trips(eureka, app_name):
+    response = eureka.request(
+        "POST",
+        f"/apps/{app_name}",
+        data=XML_REGISTRATION.format(app=app_name).encode(),
+        headers={"Content-Type": "application/xml"},
+    )
+    assert response.status_code == 204, response.text
+
+    stored = eureka.instance(app_name, "10.0.0.5_8080")
+    assert stored["hostName"] == "ip-10-0-0-5.ec2.internal"
+    assert stored["status"] == "STARTING"
+    assert stored["port"] == {"$": 8080, "@enabled": "true"}
+    assert stored["securePort"] == {"$": 8443, "@enabled": "false"}
+    assert stored["leaseInfo"]["renewalIntervalInSecs"] == 10
+    assert stored["leaseInfo"]["durationInSecs"] == 35
+    assert stored["metadata"] == {"container-name": "/web-1", "hudl.routes": 'a<b & "c"'}
+    assert stored["dataCenterInfo"] == {
+        "@class": "com.netflix.appinfo.AmazonInfo",
+        "name": "Amazon",
+        # Netflix fills a missing AmazonInfo instance-id with the instance's id.
+        "metadata": {"availability-zone": "us-east-1a", "instance-id": "10.0.0.5_8080"},
+    }
+
+
+def test_amazon_instance_without_instance_id_uses_datacenter_instance_id(eureka, app_name):
+    data_center = {
+        "@class": "com.netflix.appinfo.AmazonInfo",
+        "name": "Amazon",
+        "metadata": {"instance-id": "web.internal_8080", "local-ipv4": "10.0.0.9"},
+    }
+    doc = eureka.doc(app_name, instanceId=None, hostName="web.internal", dataCenterInfo=data_center)
+    assert eureka.register(app_name, doc).status_code == 204
+
+    assert eureka.instance(app_name, "web.internal_8080")["dataCenterInfo"] == data_center
+
+
+def test_app_name_is_case_insensitive_and_upper_cased(eureka, app_name):
+    response = eureka.register(app_name, eureka.doc(app_name.title()), url_app=app_name.lower())
+    assert response.status_code == 204
+
+    stored = eureka.instance(app_name.lower(), "127.0.0.1_18080")
+    assert stored["app"] == app_name
+    assert eureka.get_json(f"/apps/{app_name.title()}")["application"]["name"] == app_name
+    assert eureka.request("PUT", f"/apps/{app_name.lower()}/127.0.0.1_18080").status_code == 200
+    assert eureka.request("DELETE", f"/apps/{app_name.title()}/127.0.0.1_18080").status_code == 200
+    assert eureka.request("GET", f"/apps/{app_name}").status_code == 404
+
+
+def test_reregistration_replaces_the_instance(eureka, app_name):
+    first = eureka.doc(app_name, metadata={"version": "1"}, lastDirtyTimestamp="1000")
+    second = eureka.doc(app_name, metadata={"version": "2"}, lastDirtyTimestamp="2000")
+    assert eureka.register(app_name, first).status_code == 204
+    assert eureka.register(app_name, second).status_code == 204
+
+    instances = eureka.get_json(f"/apps/{app_name}")["application"]["instance"]
+    assert [i["metadata"] for i in instances] == [{"version": "2"}]
+    assert instances[0]["lastDirtyTimestamp"] == "2000"
+
+
+def test_reregistration_with_older_dirty_timestamp_keeps_registry_copy(eureka, app_name):
+    newer = eureka.doc(app_name, metadata={"version": "new"}, lastDirtyTimestamp="2000")
+    older = eureka.doc(app_name, metadata={"version": "old"}, lastDirtyTimestamp="1000")
+    assert eureka.register(app_name, newer).status_code == 204
+    assert eureka.register(app_name, older).status_code == 204  # Netflix answers 204 too
+
+    stored = eureka.instance(app_name, "127.0.0.1_18080")
+    assert stored["metadata"] == {"version": "new"}
+    assert stored["lastDirtyTimestamp"] == "2000"
+
+
+def test_reregistration_keeps_status_override(eureka, app_name):
+    assert eureka.register(app_name, eureka.doc(app_name)).status_code == 204
+    path = f"/apps/{app_name}/127.0.0.1_18080"
+    assert (
+        eureka.request("PUT", f"{path}/status", params={"value": "OUT_OF_SERVICE"}).status_code
+        == 200
+    )
+
+    assert eureka.register(app_name, eureka.doc(app_name, status="UP")).status_code == 204
+
+    stored = eureka.instance(app_name, "127.0.0.1_18080")
+    assert (stored["status"], stored["overriddenStatus"]) == ("OUT_OF_SERVICE", "OUT_OF_SERVICE")
+
+
+def test_overridden_status_in_body_becomes_the_override(eureka, app_name):
+    doc = eureka.doc(app_name, overriddenstatus="OUT_OF_SERVICE")  # py_eureka_client's spelling
+    assert eureka.register(app_name, doc).status_code == 204
+
+    stored = eureka.instance(app_name, "127.0.0.1_18080")
+    assert (stored["status"], stored["overriddenStatus"]) == ("OUT_OF_SERVICE", "OUT_OF_SERVICE")
+
+
+REJECTED = {
+    "mismatched app": (dict(app="OTHER"), "mismatched app"),
+    "missing app": (dict(app=None), "missing app"),
+    "missing dataCenterInfo": (dict(dataCenterInfo=None), "missing dataCenterInfo"),
+    "dataCenterInfo without name": (
+        dict(dataCenterInfo={"@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo"}),
+        "missing dataCenterInfo name",
+    ),
+    "no instanceId nor hostName": (dict(instanceId=None, hostName=None), "missing instanceId"),
+    "missing hostName": (dict(hostName=None), "missing hostName"),
+    "missing ipAddr": (dict(ipAddr=None), "missing ipAddr"),
+    "port not an integer": (dict(port={"$": "http", "@enabled": "true"}), "port.$"),
+    "port float": (dict(port={"$": 80.5, "@enabled": "true"}), "port.$"),
+    "port out of range": (dict(port={"$": 70000, "@enabled": "true"}), "0-65535"),
+    "securePort bool": (dict(securePort={"$": True, "@enabled": "false"}), "securePort.$"),
+    "port enabled not boolean": (dict(port={"$": 80, "@enabled": "yes"}), "port.@enabled"),
+    "unknown status": (dict(status="RUNNING"), "status"),
+    "unknown overriddenStatus": (dict(overriddenStatus="MAYBE"), "overriddenStatus"),
+    "lease duration not integer": (dict(leaseInfo={"durationInSecs": "ninety"}), "durationInSecs"),
+    "hostName not a string": (dict(hostName=12), "hostName"),
+    "metadata key invalid": (dict(metadata={"1bad<key x": "v"}), "'1bad<key x'"),
+    "metadata key with colon": (dict(metadata={"a:b": "v"}), "'a:b'"),
+    "metadata key with space": (dict(metadata={"has space": "v"}), "'has space'"),
+    "metadata key empty": (dict(metadata={"": "v"}), "''"),
+    "metadata value nested": (dict(metadata={"k": {"x": 1}}), "'k'"),
+    "metadata value control char": (dict(metadata={"k": "a\x01b"}), "XML 1.0"),
+    "datacenter metadata key invalid": (
+        dict(dataCenterInfo={"name": "Amazon", "metadata": {"bad key": "v"}}),
+        "'bad key'",
+    ),
+}
+
+
+@pytest.mark.parametrize("fields,reason", REJECTED.values(), ids=REJECTED.keys())
+def test_invalid_registration_is_refused(eureka, app_name, fields, reason):
+    response = eureka.register(app_name, eureka.doc(app_name, **fields))
+
+    assert response.status_code == 400
+    assert reason in response.text
+    assert eureka.request("GET", f"/apps/{app_name}").status_code == 404
+
+
+UNPARSEABLE = {
+    "broken JSON": ("application/json", b'{"instance": {'),
+    "JSON without instance": ("application/json", json.dumps({"app": "X"}).encode()),
+    "JSON instance not an object": ("application/json", b'{"instance": "x"}'),
+    "broken XML": ("application/xml", b"<instance><app>X</app>"),
+    "XML with another root": ("application/xml", b"<application><name>X</name></application>"),
+}
+
+
+@pytest.mark.parametrize("content_type,body", UNPARSEABLE.values(), ids=UNPARSEABLE.keys())
+def test_unparseable_body_is_refused(eureka, app_name, content_type, body):
+    response = eureka.request(
+        "POST", f"/apps/{app_name}", data=body, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 400
+
+
+def test_body_that_is_neither_json_nor_xml_is_unsupported(eureka, app_name):
+    response = eureka.request(
+        "POST",
+        f"/apps/{app_name}",
+        data=json.dumps(eureka.doc(app_name)).encode(),
+        headers={"Content-Type": "text/plain"},
+    )
+    assert response.status_code == 415
+    assert eureka.request("GET", f"/apps/{app_name}").status_code == 404
