@@ -58,7 +58,7 @@ def instance_doc(app: str, /, instance_port: int = 18080, **fields: Any) -> dict
     return {"instance": instance}
 
 
-class DevEureka:
+class EurekaProcess:
     """A running server and a requests session that talks only to it."""
 
     def __init__(self, process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
@@ -107,7 +107,7 @@ class DevEureka:
         return self.process.returncode
 
 
-def start_server(log_path: Path, *args: str) -> DevEureka:
+def start_server(log_path: Path, *args: str) -> EurekaProcess:
     port = free_port()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
@@ -116,7 +116,7 @@ def start_server(log_path: Path, *args: str) -> DevEureka:
             stderr=subprocess.STDOUT,
             env=server_env(),
         )
-    server = DevEureka(process, f"http://127.0.0.1:{port}/eureka", log_path)
+    server = EurekaProcess(process, f"http://127.0.0.1:{port}/eureka", log_path)
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -132,7 +132,7 @@ def start_server(log_path: Path, *args: str) -> DevEureka:
 
 
 @pytest.fixture(scope="session")
-def eureka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevEureka]:
+def dev_eureka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EurekaProcess]:
     """One server shared by the tests that use distinct app names; evicts every 0.2 s."""
     server = start_server(
         tmp_path_factory.mktemp("deveureka") / "server.log", "--eviction-interval", "0.2"
@@ -142,11 +142,11 @@ def eureka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevEureka]:
 
 
 @pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Callable[..., DevEureka]]:
+def launch(tmp_path: Path) -> Iterator[Callable[..., EurekaProcess]]:
     """Start extra servers with their own flags; all are stopped at teardown."""
-    started: list[DevEureka] = []
+    started: list[EurekaProcess] = []
 
-    def start(*args: str) -> DevEureka:
+    def start(*args: str) -> EurekaProcess:
         server = start_server(tmp_path / f"server-{len(started)}.log", *args)
         started.append(server)
         return server

@@ -31,13 +31,13 @@ def _no_proxy(monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
-def test_py_eureka_client_discovers_what_the_product_registers(eureka, app_name):
-    doc = eureka.doc(app_name)  # the product's registration body, sent as plain JSON
+def test_py_eureka_client_discovers_what_the_product_registers(dev_eureka, app_name):
+    doc = dev_eureka.doc(app_name)  # the product's registration body, sent as plain JSON
     doc["instance"]["metadata"]["hudl.routes"] = '/a?x=1&y=<2>"'
-    assert eureka.register(app_name, doc).status_code == 204
+    assert dev_eureka.register(app_name, doc).status_code == 204
 
     client = EurekaClient(
-        eureka_server=eureka.base_url, should_register=False, should_discover=True
+        eureka_server=dev_eureka.base_url, should_register=False, should_discover=True
     )
     _run(client.start())
     try:
@@ -57,9 +57,9 @@ def test_py_eureka_client_discovers_what_the_product_registers(eureka, app_name)
         _run(client.stop())
 
 
-def test_py_eureka_client_registers_itself(eureka, app_name):
+def test_py_eureka_client_registers_itself(dev_eureka, app_name):
     client = EurekaClient(
-        eureka_server=eureka.base_url,
+        eureka_server=dev_eureka.base_url,
         app_name=app_name.lower(),
         instance_id="py-client-1",
         instance_host="127.0.0.1",
@@ -71,7 +71,7 @@ def test_py_eureka_client_registers_itself(eureka, app_name):
     )
     _run(client.start())
     try:
-        applications = eureka.get_json("/apps")["applications"]["application"]
+        applications = dev_eureka.get_json("/apps")["applications"]["application"]
         [mine] = [a for a in applications if a["name"] == app_name]
         [instance] = mine["instance"]
         assert instance["instanceId"] == "py-client-1"
@@ -82,9 +82,9 @@ def test_py_eureka_client_registers_itself(eureka, app_name):
         assert instance["metadata"]["management.port"] == "19090"
 
         _run(client.status_update("OUT_OF_SERVICE"))
-        assert eureka.instance(app_name, "py-client-1")["status"] == "OUT_OF_SERVICE"
+        assert dev_eureka.instance(app_name, "py-client-1")["status"] == "OUT_OF_SERVICE"
         _run(client.send_heartbeat())  # 200 is silent; a 404 would make it re-register
-        renewed = eureka.instance(app_name, "py-client-1")
+        renewed = dev_eureka.instance(app_name, "py-client-1")
         assert (
             renewed["leaseInfo"]["registrationTimestamp"]
             == instance["leaseInfo"]["registrationTimestamp"]
@@ -92,4 +92,4 @@ def test_py_eureka_client_registers_itself(eureka, app_name):
     finally:
         _run(client.stop())
     # stop() registers DOWN, then cancels.
-    assert eureka.request("GET", f"/apps/{app_name}").status_code == 404
+    assert dev_eureka.request("GET", f"/apps/{app_name}").status_code == 404

@@ -11,8 +11,8 @@ TRICKY = "a<b & \"c\" 'd' >e"
 XML = {"Accept": "application/xml"}
 
 
-def _xml(eureka, path: str, headers: dict[str, str] | None = XML) -> ET.Element:
-    response = eureka.request("GET", path, headers=headers)
+def _xml(dev_eureka, path: str, headers: dict[str, str] | None = XML) -> ET.Element:
+    response = dev_eureka.request("GET", path, headers=headers)
     assert response.status_code == 200, (path, response.status_code)
     assert response.headers["Content-Type"].startswith("application/xml")
     return ET.fromstring(response.content)
@@ -25,18 +25,18 @@ def _application(apps: ET.Element, name: str) -> ET.Element:
 
 
 @pytest.fixture
-def registered(eureka, app_name):
-    doc = eureka.doc(
+def registered(dev_eureka, app_name):
+    doc = dev_eureka.doc(
         app_name,
         metadata={"is-container": "true", "hudl.routes": TRICKY},
         homePageUrl=f"http://127.0.0.1:18080/?q={TRICKY}",
     )
-    assert eureka.register(app_name, doc).status_code == 204
+    assert dev_eureka.register(app_name, doc).status_code == 204
     return app_name
 
 
-def test_applications_json_shape(eureka, registered):
-    doc = eureka.get_json("/apps")
+def test_applications_json_shape(dev_eureka, registered):
+    doc = dev_eureka.get_json("/apps")
 
     apps = doc["applications"]
     assert apps["versions__delta"] == "1"
@@ -56,14 +56,14 @@ def test_applications_json_shape(eureka, registered):
     assert apps["apps__hashcode"] == expected_hash
 
 
-def test_applications_xml_shape_and_escaping(eureka, registered):
-    response = eureka.request("GET", "/apps", headers=XML)
+def test_applications_xml_shape_and_escaping(dev_eureka, registered):
+    response = dev_eureka.request("GET", "/apps", headers=XML)
     assert "&lt;b &amp;" in response.text  # escaped by the encoder, not passed through
     root = ET.fromstring(response.content)
 
     assert root.tag == "applications"
     assert root.findtext("versions__delta") == "1"
-    full = eureka.get_json("/apps")["applications"]
+    full = dev_eureka.get_json("/apps")["applications"]
     assert root.findtext("apps__hashcode") == full["apps__hashcode"]
     [instance] = _application(root, registered).findall("instance")
     assert instance.findtext("instanceId") == "127.0.0.1_18080"
@@ -86,36 +86,37 @@ def test_applications_xml_shape_and_escaping(eureka, registered):
     assert instance.findtext("actionType") == "ADDED"
 
 
-def test_application_in_json_and_xml(eureka, registered):
-    doc = eureka.get_json(f"/apps/{registered}")
+def test_application_in_json_and_xml(dev_eureka, registered):
+    doc = dev_eureka.get_json(f"/apps/{registered}")
     assert doc["application"]["name"] == registered
     assert [i["instanceId"] for i in doc["application"]["instance"]] == ["127.0.0.1_18080"]
 
-    root = _xml(eureka, f"/apps/{registered}")
+    root = _xml(dev_eureka, f"/apps/{registered}")
     assert root.tag == "application"
     assert root.findtext("name") == registered
     assert root.findtext("instance/metadata/hudl.routes") == TRICKY
 
 
-def test_instance_in_json_and_xml(eureka, registered):
-    doc = eureka.get_json(f"/apps/{registered}/127.0.0.1_18080")
+def test_instance_in_json_and_xml(dev_eureka, registered):
+    doc = dev_eureka.get_json(f"/apps/{registered}/127.0.0.1_18080")
     assert doc["instance"]["metadata"]["hudl.routes"] == TRICKY
 
-    root = _xml(eureka, f"/apps/{registered}/127.0.0.1_18080")
+    root = _xml(dev_eureka, f"/apps/{registered}/127.0.0.1_18080")
     assert root.tag == "instance"
     assert root.findtext("ipAddr") == "127.0.0.1"
     assert root.findtext("metadata/hudl.routes") == TRICKY
 
 
-def test_instance_by_id_alone(eureka, app_name):
+def test_instance_by_id_alone(dev_eureka, app_name):
     instance_id = f"unique-{uuid.uuid4().hex}"
     assert (
-        eureka.register(app_name, eureka.doc(app_name, instanceId=instance_id)).status_code == 204
+        dev_eureka.register(app_name, dev_eureka.doc(app_name, instanceId=instance_id)).status_code
+        == 204
     )
 
-    assert eureka.get_json(f"/instances/{instance_id}")["instance"]["app"] == app_name
-    assert _xml(eureka, f"/instances/{instance_id}").findtext("app") == app_name
-    assert eureka.request("GET", f"/instances/missing-{instance_id}").status_code == 404
+    assert dev_eureka.get_json(f"/instances/{instance_id}")["instance"]["app"] == app_name
+    assert _xml(dev_eureka, f"/instances/{instance_id}").findtext("app") == app_name
+    assert dev_eureka.request("GET", f"/instances/missing-{instance_id}").status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -129,9 +130,9 @@ def test_instance_by_id_alone(eureka, app_name):
         ("application/xml;q=1, application/json;q=0.5", "application/xml"),
     ],
 )
-def test_format_follows_accept_with_xml_by_default(eureka, registered, accept, expected):
+def test_format_follows_accept_with_xml_by_default(dev_eureka, registered, accept, expected):
     for path in ("/apps", f"/apps/{registered}", f"/apps/{registered}/127.0.0.1_18080"):
-        response = eureka.request("GET", path, headers={"Accept": accept})  # None: no header
+        response = dev_eureka.request("GET", path, headers={"Accept": accept})  # None: no header
         assert response.request.headers.get("Accept") == accept
         assert response.status_code == 200
         assert response.headers["Content-Type"].startswith(expected), path
@@ -141,7 +142,7 @@ def test_format_follows_accept_with_xml_by_default(eureka, registered, accept, e
             ET.fromstring(response.content)
 
 
-def test_unknown_app_and_instance_are_404(eureka, registered, app_name):
+def test_unknown_app_and_instance_are_404(dev_eureka, registered, app_name):
     other = f"{app_name}-NONE"
     for path in (
         f"/apps/{other}",
@@ -149,34 +150,41 @@ def test_unknown_app_and_instance_are_404(eureka, registered, app_name):
         f"/apps/{registered}/127.0.0.1_9",
     ):
         for headers in ({"Accept": "application/json"}, XML):
-            assert eureka.request("GET", path, headers=headers).status_code == 404, path
+            assert dev_eureka.request("GET", path, headers=headers).status_code == 404, path
 
 
-def test_netflix_v2_paths_serve_the_same_registry(eureka, app_name):
-    v2 = eureka.base_url + "/v2"
-    response = eureka.http.post(f"{v2}/apps/{app_name}", json=eureka.doc(app_name), timeout=5)
+def test_netflix_v2_paths_serve_the_same_registry(dev_eureka, app_name):
+    v2 = dev_eureka.base_url + "/v2"
+    response = dev_eureka.http.post(
+        f"{v2}/apps/{app_name}", json=dev_eureka.doc(app_name), timeout=5
+    )
     assert response.status_code == 204
 
-    assert eureka.instance(app_name, "127.0.0.1_18080")["app"] == app_name
-    response = eureka.http.get(f"{v2}/apps/{app_name}/127.0.0.1_18080", headers=XML, timeout=5)
+    assert dev_eureka.instance(app_name, "127.0.0.1_18080")["app"] == app_name
+    response = dev_eureka.http.get(f"{v2}/apps/{app_name}/127.0.0.1_18080", headers=XML, timeout=5)
     assert ET.fromstring(response.content).findtext("app") == app_name
-    assert eureka.http.put(f"{v2}/apps/{app_name}/127.0.0.1_18080", timeout=5).status_code == 200
-    assert eureka.http.delete(f"{v2}/apps/{app_name}/127.0.0.1_18080", timeout=5).status_code == 200
-    assert eureka.request("GET", f"/apps/{app_name}").status_code == 404
+    assert (
+        dev_eureka.http.put(f"{v2}/apps/{app_name}/127.0.0.1_18080", timeout=5).status_code == 200
+    )
+    assert (
+        dev_eureka.http.delete(f"{v2}/apps/{app_name}/127.0.0.1_18080", timeout=5).status_code
+        == 200
+    )
+    assert dev_eureka.request("GET", f"/apps/{app_name}").status_code == 404
 
 
-def test_trailing_slash_is_accepted(eureka, registered):
-    assert _xml(eureka, "/apps/", headers={"Accept": None}).tag == "applications"
-    assert eureka.get_json(f"/apps/{registered}/")["application"]["name"] == registered
+def test_trailing_slash_is_accepted(dev_eureka, registered):
+    assert _xml(dev_eureka, "/apps/", headers={"Accept": None}).tag == "applications"
+    assert dev_eureka.get_json(f"/apps/{registered}/")["application"]["name"] == registered
 
 
-def test_delta_is_empty_but_carries_the_full_hashcode(eureka, registered):
-    full = eureka.get_json("/apps")["applications"]
-    delta = eureka.get_json("/apps/delta")["applications"]
+def test_delta_is_empty_but_carries_the_full_hashcode(dev_eureka, registered):
+    full = dev_eureka.get_json("/apps")["applications"]
+    delta = dev_eureka.get_json("/apps/delta")["applications"]
     assert delta["application"] == []
     assert delta["apps__hashcode"] == full["apps__hashcode"]
 
-    root = _xml(eureka, "/apps/delta")
+    root = _xml(dev_eureka, "/apps/delta")
     assert root.tag == "applications"
     assert root.findall("application") == []
 

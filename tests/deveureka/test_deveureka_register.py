@@ -34,12 +34,12 @@ XML_REGISTRATION = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def test_json_registration_is_stored_normalised(eureka, app_name):
-    response = eureka.register(app_name, eureka.doc(app_name))
+def test_json_registration_is_stored_normalised(dev_eureka, app_name):
+    response = dev_eureka.register(app_name, dev_eureka.doc(app_name))
     assert response.status_code == 204
     assert response.content == b""
 
-    stored = eureka.instance(app_name, "127.0.0.1_18080")
+    stored = dev_eureka.instance(app_name, "127.0.0.1_18080")
     assert stored["instanceId"] == "127.0.0.1_18080"
     assert stored["app"] == app_name
     assert stored["hostName"] == stored["ipAddr"] == stored["vipAddress"] == "127.0.0.1"
@@ -66,7 +66,7 @@ def test_json_registration_is_stored_normalised(eureka, app_name):
     assert int(stored["lastDirtyTimestamp"]) > 0
 
 
-def test_minimal_registration_gets_defaults(eureka, app_name):
+def test_minimal_registration_gets_defaults(dev_eureka, app_name):
     doc = {
         "instance": {
             "hostName": "host-a",
@@ -75,9 +75,9 @@ def test_minimal_registration_gets_defaults(eureka, app_name):
             "dataCenterInfo": {"name": "MyOwn"},
         }
     }
-    assert eureka.register(app_name, doc).status_code == 204
+    assert dev_eureka.register(app_name, doc).status_code == 204
 
-    stored = eureka.instance(app_name, "host-a")  # no instanceId: the id is the hostName
+    stored = dev_eureka.instance(app_name, "host-a")  # no instanceId: the id is the hostName
     assert stored["instanceId"] == "host-a"
     assert stored["status"] == "UP"
     assert stored["port"] == {"$": 7001, "@enabled": "true"}
@@ -92,8 +92,8 @@ def test_minimal_registration_gets_defaults(eureka, app_name):
     assert stored["vipAddress"] == ""
 
 
-def test_lenient_value_forms_are_normalised(eureka, app_name):
-    doc = eureka.doc(
+def test_lenient_value_forms_are_normalised(dev_eureka, app_name):
+    doc = dev_eureka.doc(
         app_name,
         status="starting",
         port={"$": "18080", "@enabled": True},
@@ -102,9 +102,9 @@ def test_lenient_value_forms_are_normalised(eureka, app_name):
         metadata={"@class": "java.util.Collections$EmptyMap", "n": 3, "flag": False},
         isCoordinatingDiscoveryServer=False,
     )
-    assert eureka.register(app_name, doc).status_code == 204
+    assert dev_eureka.register(app_name, doc).status_code == 204
 
-    stored = eureka.instance(app_name, "127.0.0.1_18080")
+    stored = dev_eureka.instance(app_name, "127.0.0.1_18080")
     assert stored["status"] == "STARTING"
     assert stored["port"] == {"$": 18080, "@enabled": "true"}
     assert stored["securePort"] == {"$": 8443, "@enabled": "false"}
@@ -115,8 +115,8 @@ def test_lenient_value_forms_are_normalised(eureka, app_name):
     assert stored["leaseInfo"]["serviceUpTimestamp"] == 0  # never UP yet
 
 
-def test_xml_registration_round_trips(eureka, app_name):
-    response = eureka.request(
+def test_xml_registration_round_trips(dev_eureka, app_name):
+    response = dev_eureka.request(
         "POST",
         f"/apps/{app_name}",
         data=XML_REGISTRATION.format(app=app_name).encode(),
@@ -124,7 +124,7 @@ def test_xml_registration_round_trips(eureka, app_name):
     )
     assert response.status_code == 204, response.text
 
-    stored = eureka.instance(app_name, "10.0.0.5_8080")
+    stored = dev_eureka.instance(app_name, "10.0.0.5_8080")
     assert stored["hostName"] == "ip-10-0-0-5.ec2.internal"
     assert stored["status"] == "STARTING"
     assert stored["port"] == {"$": 8080, "@enabled": "true"}
@@ -140,71 +140,77 @@ def test_xml_registration_round_trips(eureka, app_name):
     }
 
 
-def test_amazon_instance_without_instance_id_uses_datacenter_instance_id(eureka, app_name):
+def test_amazon_instance_without_instance_id_uses_datacenter_instance_id(dev_eureka, app_name):
     data_center = {
         "@class": "com.netflix.appinfo.AmazonInfo",
         "name": "Amazon",
         "metadata": {"instance-id": "web.internal_8080", "local-ipv4": "10.0.0.9"},
     }
-    doc = eureka.doc(app_name, instanceId=None, hostName="web.internal", dataCenterInfo=data_center)
-    assert eureka.register(app_name, doc).status_code == 204
+    doc = dev_eureka.doc(
+        app_name, instanceId=None, hostName="web.internal", dataCenterInfo=data_center
+    )
+    assert dev_eureka.register(app_name, doc).status_code == 204
 
-    assert eureka.instance(app_name, "web.internal_8080")["dataCenterInfo"] == data_center
+    assert dev_eureka.instance(app_name, "web.internal_8080")["dataCenterInfo"] == data_center
 
 
-def test_app_name_is_case_insensitive_and_upper_cased(eureka, app_name):
-    response = eureka.register(app_name, eureka.doc(app_name.title()), url_app=app_name.lower())
+def test_app_name_is_case_insensitive_and_upper_cased(dev_eureka, app_name):
+    response = dev_eureka.register(
+        app_name, dev_eureka.doc(app_name.title()), url_app=app_name.lower()
+    )
     assert response.status_code == 204
 
-    stored = eureka.instance(app_name.lower(), "127.0.0.1_18080")
+    stored = dev_eureka.instance(app_name.lower(), "127.0.0.1_18080")
     assert stored["app"] == app_name
-    assert eureka.get_json(f"/apps/{app_name.title()}")["application"]["name"] == app_name
-    assert eureka.request("PUT", f"/apps/{app_name.lower()}/127.0.0.1_18080").status_code == 200
-    assert eureka.request("DELETE", f"/apps/{app_name.title()}/127.0.0.1_18080").status_code == 200
-    assert eureka.request("GET", f"/apps/{app_name}").status_code == 404
+    assert dev_eureka.get_json(f"/apps/{app_name.title()}")["application"]["name"] == app_name
+    assert dev_eureka.request("PUT", f"/apps/{app_name.lower()}/127.0.0.1_18080").status_code == 200
+    assert (
+        dev_eureka.request("DELETE", f"/apps/{app_name.title()}/127.0.0.1_18080").status_code == 200
+    )
+    assert dev_eureka.request("GET", f"/apps/{app_name}").status_code == 404
 
 
-def test_reregistration_replaces_the_instance(eureka, app_name):
-    first = eureka.doc(app_name, metadata={"version": "1"}, lastDirtyTimestamp="1000")
-    second = eureka.doc(app_name, metadata={"version": "2"}, lastDirtyTimestamp="2000")
-    assert eureka.register(app_name, first).status_code == 204
-    assert eureka.register(app_name, second).status_code == 204
+def test_reregistration_replaces_the_instance(dev_eureka, app_name):
+    first = dev_eureka.doc(app_name, metadata={"version": "1"}, lastDirtyTimestamp="1000")
+    second = dev_eureka.doc(app_name, metadata={"version": "2"}, lastDirtyTimestamp="2000")
+    assert dev_eureka.register(app_name, first).status_code == 204
+    assert dev_eureka.register(app_name, second).status_code == 204
 
-    instances = eureka.get_json(f"/apps/{app_name}")["application"]["instance"]
+    instances = dev_eureka.get_json(f"/apps/{app_name}")["application"]["instance"]
     assert [i["metadata"] for i in instances] == [{"version": "2"}]
     assert instances[0]["lastDirtyTimestamp"] == "2000"
 
 
-def test_reregistration_with_older_dirty_timestamp_keeps_registry_copy(eureka, app_name):
-    newer = eureka.doc(app_name, metadata={"version": "new"}, lastDirtyTimestamp="2000")
-    older = eureka.doc(app_name, metadata={"version": "old"}, lastDirtyTimestamp="1000")
-    assert eureka.register(app_name, newer).status_code == 204
-    assert eureka.register(app_name, older).status_code == 204  # Netflix answers 204 too
+def test_reregistration_with_older_dirty_timestamp_keeps_registry_copy(dev_eureka, app_name):
+    newer = dev_eureka.doc(app_name, metadata={"version": "new"}, lastDirtyTimestamp="2000")
+    older = dev_eureka.doc(app_name, metadata={"version": "old"}, lastDirtyTimestamp="1000")
+    assert dev_eureka.register(app_name, newer).status_code == 204
+    assert dev_eureka.register(app_name, older).status_code == 204  # Netflix answers 204 too
 
-    stored = eureka.instance(app_name, "127.0.0.1_18080")
+    stored = dev_eureka.instance(app_name, "127.0.0.1_18080")
     assert stored["metadata"] == {"version": "new"}
     assert stored["lastDirtyTimestamp"] == "2000"
 
 
-def test_reregistration_keeps_status_override(eureka, app_name):
-    assert eureka.register(app_name, eureka.doc(app_name)).status_code == 204
+def test_reregistration_keeps_status_override(dev_eureka, app_name):
+    assert dev_eureka.register(app_name, dev_eureka.doc(app_name)).status_code == 204
     path = f"/apps/{app_name}/127.0.0.1_18080"
     assert (
-        eureka.request("PUT", f"{path}/status", params={"value": "OUT_OF_SERVICE"}).status_code
+        dev_eureka.request("PUT", f"{path}/status", params={"value": "OUT_OF_SERVICE"}).status_code
         == 200
     )
 
-    assert eureka.register(app_name, eureka.doc(app_name, status="UP")).status_code == 204
+    assert dev_eureka.register(app_name, dev_eureka.doc(app_name, status="UP")).status_code == 204
 
-    stored = eureka.instance(app_name, "127.0.0.1_18080")
+    stored = dev_eureka.instance(app_name, "127.0.0.1_18080")
     assert (stored["status"], stored["overriddenStatus"]) == ("OUT_OF_SERVICE", "OUT_OF_SERVICE")
 
 
-def test_overridden_status_in_body_becomes_the_override(eureka, app_name):
-    doc = eureka.doc(app_name, overriddenstatus="OUT_OF_SERVICE")  # py_eureka_client's spelling
-    assert eureka.register(app_name, doc).status_code == 204
+def test_overridden_status_in_body_becomes_the_override(dev_eureka, app_name):
+    doc = dev_eureka.doc(app_name, overriddenstatus="OUT_OF_SERVICE")  # py_eureka_client's spelling
+    assert dev_eureka.register(app_name, doc).status_code == 204
 
-    stored = eureka.instance(app_name, "127.0.0.1_18080")
+    stored = dev_eureka.instance(app_name, "127.0.0.1_18080")
     assert (stored["status"], stored["overriddenStatus"]) == ("OUT_OF_SERVICE", "OUT_OF_SERVICE")
 
 
@@ -242,12 +248,12 @@ REJECTED = {
 
 
 @pytest.mark.parametrize("fields,reason", REJECTED.values(), ids=REJECTED.keys())
-def test_invalid_registration_is_refused(eureka, app_name, fields, reason):
-    response = eureka.register(app_name, eureka.doc(app_name, **fields))
+def test_invalid_registration_is_refused(dev_eureka, app_name, fields, reason):
+    response = dev_eureka.register(app_name, dev_eureka.doc(app_name, **fields))
 
     assert response.status_code == 400
     assert reason in response.text
-    assert eureka.request("GET", f"/apps/{app_name}").status_code == 404
+    assert dev_eureka.request("GET", f"/apps/{app_name}").status_code == 404
 
 
 UNPARSEABLE = {
@@ -260,19 +266,19 @@ UNPARSEABLE = {
 
 
 @pytest.mark.parametrize("content_type,body", UNPARSEABLE.values(), ids=UNPARSEABLE.keys())
-def test_unparseable_body_is_refused(eureka, app_name, content_type, body):
-    response = eureka.request(
+def test_unparseable_body_is_refused(dev_eureka, app_name, content_type, body):
+    response = dev_eureka.request(
         "POST", f"/apps/{app_name}", data=body, headers={"Content-Type": content_type}
     )
     assert response.status_code == 400
 
 
-def test_body_that_is_neither_json_nor_xml_is_unsupported(eureka, app_name):
-    response = eureka.request(
+def test_body_that_is_neither_json_nor_xml_is_unsupported(dev_eureka, app_name):
+    response = dev_eureka.request(
         "POST",
         f"/apps/{app_name}",
-        data=json.dumps(eureka.doc(app_name)).encode(),
+        data=json.dumps(dev_eureka.doc(app_name)).encode(),
         headers={"Content-Type": "text/plain"},
     )
     assert response.status_code == 415
-    assert eureka.request("GET", f"/apps/{app_name}").status_code == 404
+    assert dev_eureka.request("GET", f"/apps/{app_name}").status_code == 404
