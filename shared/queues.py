@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import redis
 from rq import Queue
+from rq.job import Job
 
 REGISTRAR_QUEUE = "registrar"
 HEARTBEAT_QUEUE = "heartbeat"
@@ -28,13 +29,13 @@ def heartbeat_queue(connection: redis.Redis) -> Queue:
     return Queue(HEARTBEAT_QUEUE, connection=connection)
 
 
-def enqueue_reconcile(queue: Queue, source: str, *, force: bool = False) -> None:
+def enqueue_reconcile(queue: Queue, source: str, *, force: bool = False) -> Job:
     """Ask a registrar to make Eureka match `source`'s wanted state (`force`: re-register even if
     Redis says it is registered already)."""
-    queue.enqueue(RECONCILE_JOB, source, force, job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL,
+    return queue.enqueue(RECONCILE_JOB, source, force, job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL,
                   failure_ttl=FAILURE_TTL, description=f"reconcile {source}")
 
 
-def enqueue_heartbeats(queue: Queue, instance_keys: list[str]) -> None:
-    queue.enqueue(HEARTBEAT_JOB, instance_keys, job_timeout=JOB_TIMEOUT, result_ttl=0,
+def enqueue_heartbeats(queue: Queue, instance_keys: list[str]) -> Job:
+    return queue.enqueue(HEARTBEAT_JOB, instance_keys, job_timeout=JOB_TIMEOUT, result_ttl=0,
                   failure_ttl=FAILURE_TTL, description=f"heartbeat {len(instance_keys)} instances")

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterator
 
 import docker
 import pytest
+from docker.models.containers import Container
 import redis
+from rq import Worker
 
-from tests.support import DevEureka, DockerEngine, Process, RedisServer, python_module
+from tests.support import DevEureka, DockerEngine, Process, RedisServer, python_module, wait_until
+
+HOST = socket.gethostname()
+HOST_IP = socket.gethostbyname(HOST)
+# Labels for a lease short enough to watch it expire in a test.
+FAST_LEASE = {
+    "SERVICE_EUREKA_LEASEINFO_RENEWALINTERVALINSECS": "1",
+    "SERVICE_EUREKA_LEASEINFO_DURATIONINSECS": "3",
+}
+WATCHER_ARGS = ("-ttl", "3", "-ttl-refresh", "1")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -95,3 +108,29 @@ def components(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
         print(started.logs())
+
+
+def start_watcher(components: Components, env: dict[str, str]) -> Process:
+    watcher = components.start("watcher", *WATCHER_ARGS, env=env)
+    wait_until(lambda: "re-synced" in watcher.log(), 20, "the watcher's first re-sync")
+    return watcher
+
+
+@pytest.fixture
+def system(components: Components, eureka: DevEureka, docker_engine: DockerEngine,
+           docker_client: docker.DockerClient, redis_client: redis.Redis, redis_url: str) -> SimpleNamespace:
+    env = {"EUREKA_URL": eureka.url, "DOCKER_HOST": docker_engine.host}
+    components.start("registrar", env=env)
+    components.start("heartbeater", env=env)
+    rq_connection = redis.Redis.from_url(redis_url)
+    wait_until(lambda: len(Worker.all(connection=rq_connection)) == 2, 20, "registrar and heartbeater workers")
+    watcher = start_watcher(components, env)
+    return SimpleNamespace(env=env, watcher=watcher, eureka=eureka, docker=docker_client, redis=redis_client,
+                           components=components, docker_engine=docker_engine)
+
+
+def run_web(docker_client: docker.DockerClient, name: str, port: int, **options: object) -> Container:
+    """busybox httpd on container port 80, published on `port`; as PID 1 it ignores SIGTERM."""
+    environment = {"SERVICE_NAME": "web", **options.pop("environment", {})}  # type: ignore[dict-item]
+    return docker_client.containers.run("local/busybox", ["httpd", "-f", "-p", "80", "-h", "/"], name=name,
+                                        detach=True, ports={"80/tcp": port}, environment=environment, **options)

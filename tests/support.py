@@ -135,36 +135,42 @@ class DockerEngine:
         ], self.dir)
 
     def start(self) -> DockerEngine:
-        import docker
-
         subprocess.run(["ip", "link", "del", TEST_BRIDGE], capture_output=True)
         for command in (["ip", "link", "add", TEST_BRIDGE, "type", "bridge"],
                         ["ip", "addr", "add", TEST_BRIDGE_CIDR, "dev", TEST_BRIDGE],
                         ["ip", "link", "set", TEST_BRIDGE, "up"]):
             subprocess.run(command, check=True, capture_output=True)
-        self.process.start()
         try:
-            client = wait_until(lambda: docker.DockerClient(base_url=self.host, timeout=30), 60,
-                                "the private dockerd to answer")
-            self._import_busybox(client)
-            client.close()
+            self._import_busybox(self.start_daemon())
         except BaseException:
             self.stop()
             raise
         return self
+
+    def start_daemon(self) -> Any:
+        """Start dockerd (again, keeping its data) and return a client once it answers."""
+        import docker
+
+        self.process.start()
+        return wait_until(lambda: docker.DockerClient(base_url=self.host, timeout=30), 60,
+                          "the private dockerd to answer")
+
+    def stop_daemon(self) -> None:
+        self.process.stop(timeout=30)
 
     def _import_busybox(self, client: Any) -> None:
         busybox = require_program("busybox")
         root = self.dir / "image"
         (root / "bin").mkdir(parents=True)
         shutil.copy(busybox, root / "bin" / "busybox")
-        for applet in ("sh", "sleep", "httpd", "nc", "true", "false", "kill"):
+        for applet in ("sh", "sleep", "httpd", "nc", "true", "false", "kill", "test", "touch", "rm"):
             (root / "bin" / applet).symlink_to("busybox")
         archive = subprocess.run(["tar", "-C", str(root), "-c", "."], check=True, capture_output=True).stdout
         client.api.import_image_from_data(archive, repository="local/busybox", tag="latest")
+        client.close()
 
     def stop(self) -> None:
-        self.process.stop(timeout=30)
+        self.stop_daemon()
         subprocess.run(["ip", "link", "del", TEST_BRIDGE], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 

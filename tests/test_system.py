@@ -2,52 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from types import SimpleNamespace
 
-import docker
-import pytest
-import redis
-from rq import Worker
-
 from shared import keys
-from tests.conftest import Components
-from tests.support import DevEureka, DockerEngine, free_port, wait_until
-
-HOST_IP = socket.gethostbyname(socket.gethostname())
-FAST_LEASE = {
-    "SERVICE_EUREKA_LEASEINFO_RENEWALINTERVALINSECS": "1",
-    "SERVICE_EUREKA_LEASEINFO_DURATIONINSECS": "3",
-}
-WATCHER_ARGS = ("-ttl", "3", "-ttl-refresh", "1")
-HOST = socket.gethostname()
-
-
-def start_watcher(components: Components, env: dict[str, str]):
-    watcher = components.start("watcher", *WATCHER_ARGS, env=env)
-    wait_until(lambda: "re-synced" in watcher.log(), 20, "the watcher's first re-sync")
-    return watcher
-
-
-@pytest.fixture
-def system(components: Components, eureka: DevEureka, docker_engine: DockerEngine,
-           docker_client: docker.DockerClient, redis_client: redis.Redis, redis_url: str) -> SimpleNamespace:
-    env = {"EUREKA_URL": eureka.url, "DOCKER_HOST": docker_engine.host}
-    components.start("registrar", env=env)
-    components.start("heartbeater", env=env)
-    rq_connection = redis.Redis.from_url(redis_url)
-    wait_until(lambda: len(Worker.all(connection=rq_connection)) == 2, 20, "registrar and heartbeater workers")
-    watcher = start_watcher(components, env)
-    return SimpleNamespace(env=env, watcher=watcher, eureka=eureka, docker=docker_client, redis=redis_client,
-                           components=components)
-
-
-def run_web(docker_client: docker.DockerClient, name: str, port: int, **environment: str):
-    return docker_client.containers.run(
-        "local/busybox", ["httpd", "-f", "-p", "80", "-h", "/"], name=name, detach=True,
-        ports={"80/tcp": port}, environment={"SERVICE_NAME": "web", **environment})
-
+from tests.conftest import FAST_LEASE, HOST, HOST_IP, run_web, start_watcher
+from tests.support import free_port, wait_until
 
 def test_started_container_appears_in_eureka_within_two_seconds(system: SimpleNamespace) -> None:
     port = free_port()
@@ -83,7 +43,7 @@ def test_stopped_container_leaves_eureka_within_two_seconds(system: SimpleNamesp
 
 def test_heartbeats_keep_a_short_lease_alive(system: SimpleNamespace) -> None:
     port = free_port()
-    run_web(system.docker, "web1", port, **FAST_LEASE)
+    run_web(system.docker, "web1", port, environment=FAST_LEASE)
     instance_id = f"{HOST_IP}_{port}"
     first = wait_until(lambda: system.eureka.instance("WEB", instance_id), 2, "WEB in Eureka")
 
@@ -101,7 +61,7 @@ def test_heartbeats_keep_a_short_lease_alive(system: SimpleNamespace) -> None:
 
 def test_killed_watcher_lets_leases_expire_and_its_restart_registers_again(system: SimpleNamespace) -> None:
     port = free_port()
-    container = run_web(system.docker, "web1", port, **FAST_LEASE)
+    container = run_web(system.docker, "web1", port, environment=FAST_LEASE)
     instance_id = f"{HOST_IP}_{port}"
     wait_until(lambda: system.eureka.instance("WEB", instance_id), 2, "WEB in Eureka")
     live_key = keys.live(keys.source(HOST, container.id))
@@ -122,7 +82,7 @@ def test_killed_watcher_lets_leases_expire_and_its_restart_registers_again(syste
 
 def test_restarted_eureka_gets_instances_back_through_heartbeat_404(system: SimpleNamespace) -> None:
     port = free_port()
-    run_web(system.docker, "web1", port, **FAST_LEASE)
+    run_web(system.docker, "web1", port, environment=FAST_LEASE)
     instance_id = f"{HOST_IP}_{port}"
     wait_until(lambda: system.eureka.instance("WEB", instance_id), 2, "WEB in Eureka")
 

@@ -1,0 +1,66 @@
+"""Configuration: flags, environment variables, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from shared import config
+from tests.support import REPO
+
+
+def test_defaults_and_environment() -> None:
+    settings = config.load_watcher([], {"REGISTRATOR_TTL": "20", "REGISTRATOR_INTERNAL": "true",
+                                        "REGISTRATOR_HOSTNAME": "host-a"})
+    assert settings.ttl == 20
+    assert settings.ttl_refresh == 10
+    assert settings.internal is True
+    assert settings.hostname == "host-a"
+    assert settings.deregister == "always"
+
+
+def test_flag_wins_over_environment_with_one_or_two_dashes() -> None:
+    environ = {"REGISTRATOR_TTL": "20"}
+    assert config.load_watcher(["-ttl", "40"], environ).ttl == 40
+    assert config.load_watcher(["--ttl=50"], environ).ttl == 50
+    assert config.load_watcher(["-internal"], {}).internal is True
+
+
+def test_several_eureka_urls() -> None:
+    settings = config.load_registrar([], {"EUREKA_URL": "http://a:8761/eureka/, https://u:p@b/eureka/v2"})
+    assert settings.eureka_url == ("http://a:8761/eureka", "https://u:p@b/eureka/v2")
+
+
+@pytest.mark.parametrize(("loader", "argv", "environ", "culprit"), [
+    (config.load_watcher, ["-ttl", "abc"], {}, "-ttl"),
+    (config.load_watcher, [], {"REGISTRATOR_TTL": "0"}, "REGISTRATOR_TTL"),
+    (config.load_watcher, ["-ttl", "5", "-ttl-refresh", "5"], {}, "-ttl"),
+    (config.load_watcher, ["-deregister", "never"], {}, "-deregister"),
+    (config.load_watcher, ["-ip", "10.0.0.300"], {}, "-ip"),
+    (config.load_watcher, [], {"REGISTRATOR_INTERNAL": "maybe"}, "REGISTRATOR_INTERNAL"),
+    (config.load_watcher, ["-no-such-flag"], {}, "-no-such-flag"),
+    (config.load_watcher, [], {"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL"),
+    (config.load_registrar, [], {}, "-eureka-url"),
+    (config.load_registrar, [], {"EUREKA_URL": "eureka:8761"}, "EUREKA_URL"),
+    (config.load_heartbeater, ["-tick", "0"], {"EUREKA_URL": "http://e/eureka"}, "-tick"),
+])
+def test_invalid_configuration_is_one_line_naming_the_option_and_exit_2(
+        loader, argv, environ, culprit, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        loader(argv, environ)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert culprit in error
+
+
+@pytest.mark.parametrize("component", ["watcher", "registrar", "heartbeater"])
+def test_component_processes_refuse_bad_flags_before_starting(component: str) -> None:
+    result = subprocess.run([sys.executable, "-m", component, "-retry-interval", "soon"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "EUREKA_URL": "http://127.0.0.1:1/eureka"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"{component}: error: invalid value 'soon' for -retry-interval: expected an integer"]

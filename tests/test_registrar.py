@@ -1,0 +1,106 @@
+"""The registrar pool on its own: real worker processes, real Redis, the dev Eureka over HTTP.
+
+The test plays the watcher: it publishes wanted states with the same store calls and enqueues the same jobs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+from rq.job import JobStatus
+from rq.registry import FailedJobRegistry
+
+from shared import keys, queues
+from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
+from shared.store import Store
+from tests.conftest import Components
+from tests.support import DevEureka, wait_until
+
+HOST = "host-a"
+CONTAINER = "f" * 64
+SOURCE = keys.source(HOST, CONTAINER)
+INSTANCE = ("WEB", "10.1.2.3_18080")
+
+
+def running(status: InstanceStatus = InstanceStatus.UP, **attrs: str) -> ContainerState:
+    record = ServiceRecord(service_id=f"{HOST}:web:80", name="web", ip="10.1.2.3", port=18080, exposed_port=80,
+                           protocol="tcp", host_ip="10.1.2.3", attrs=attrs, container_id=CONTAINER,
+                           container_name="/web")
+    return ContainerState(host=HOST, container_id=CONTAINER, container_name="/web", phase=Phase.RUNNING,
+                          status=status, services=(record,))
+
+
+EXITED = ContainerState(host=HOST, container_id=CONTAINER, container_name="/web", phase=Phase.EXITED,
+                        status=InstanceStatus.DOWN)
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis) -> Store:
+    return Store(redis_client)
+
+
+@pytest.fixture
+def queue(redis_url: str):
+    return queues.registrar_queue(redis.Redis.from_url(redis_url))
+
+
+def publish(store: Store, queue, state: ContainerState | None) -> None:
+    store.publish_state(SOURCE, state, ttl=30, now=time.time(), sweep_after=10)
+    queues.enqueue_reconcile(queue, SOURCE)
+
+
+def start_registrars(components: Components, eureka: DevEureka, count: int) -> None:
+    for number in range(count):
+        components.start("registrar", name=f"registrar-{number}", env={"EUREKA_URL": eureka.url})
+
+
+def test_any_job_order_on_two_workers_ends_in_the_last_published_state(
+        components: Components, eureka: DevEureka, store: Store, queue, redis_client: redis.Redis) -> None:
+    start_registrars(components, eureka, 2)
+    statuses = [InstanceStatus.UP, InstanceStatus.STARTING]
+    for flip in range(40):
+        publish(store, queue, running(statuses[flip % 2]) if flip % 3 else EXITED)
+    publish(store, queue, EXITED)
+
+    wait_until(lambda: queue.count == 0 and not redis_client.zcard(keys.PENDING), 20, "all jobs applied")
+    assert eureka.instance(*INSTANCE) is None
+    assert redis_client.smembers(keys.source_instances(SOURCE)) == set()
+    assert redis_client.zcard(keys.HEARTBEAT_DUE) == 0
+
+    for flip in range(20):
+        publish(store, queue, running(statuses[flip % 2]))
+    publish(store, queue, running(InstanceStatus.STARTING))
+
+    wait_until(lambda: queue.count == 0 and not redis_client.zcard(keys.PENDING), 20, "all jobs applied")
+    assert eureka.instance(*INSTANCE)["status"] == "STARTING"
+    assert redis_client.smembers(keys.source_instances(SOURCE)) == {"WEB/10.1.2.3_18080"}
+
+
+def test_a_late_job_does_not_resurrect_a_dead_container(
+        components: Components, eureka: DevEureka, store: Store, queue) -> None:
+    start_registrars(components, eureka, 1)
+    publish(store, queue, running())
+    wait_until(lambda: eureka.instance(*INSTANCE), 5, "registration")
+    publish(store, queue, EXITED)
+    wait_until(lambda: eureka.instance(*INSTANCE) is None, 5, "deregistration")
+
+    # The job enqueued for "started", delivered again late (a retry, a slow queue).
+    job = queues.enqueue_reconcile(queue, SOURCE, force=True)
+    wait_until(lambda: job.get_status() == JobStatus.FINISHED, 5, "the late job to run")
+    assert eureka.instance(*INSTANCE) is None
+
+
+def test_state_published_while_eureka_is_down_is_applied_when_it_returns(
+        components: Components, eureka: DevEureka, store: Store, queue, redis_url: str) -> None:
+    start_registrars(components, eureka, 1)
+    wait_until(lambda: "registrar started" in components.started[0].log(), 15, "the registrar to start")
+    eureka.stop()
+
+    publish(store, queue, running())
+    failed = FailedJobRegistry(queue=queue)
+    wait_until(lambda: failed.count >= 1, 15, "the reconcile job to fail while Eureka is down")
+
+    eureka.start()
+    wait_until(lambda: eureka.instance(*INSTANCE), 20, "registration once Eureka is back")
