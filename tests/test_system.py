@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from types import SimpleNamespace
+
+from py_eureka_client.eureka_client import EurekaClient
 
 from shared import keys
 from tests.conftest import FAST_LEASE, HOST, HOST_IP, run_web, start_watcher
@@ -91,3 +94,19 @@ def test_restarted_eureka_gets_instances_back_through_heartbeat_404(system: Simp
 
     instance = wait_until(lambda: system.eureka.instance("WEB", instance_id), 5, "WEB re-registered after a 404")
     assert instance["metadata"]["container-name"] == "/web1"
+
+
+def test_py_eureka_client_discovers_a_registered_container(system: SimpleNamespace) -> None:
+    port = free_port()
+    container = run_web(system.docker, "web1", port, environment={"SERVICE_EUREKA_METADATA_BRANCH": "main"})
+    wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{port}"), 2, "WEB in Eureka")
+
+    client = EurekaClient(eureka_server=system.eureka.url, should_register=False, should_discover=True)
+    asyncio.run(asyncio.wait_for(client.start(), timeout=15))
+    try:
+        instance = client.applications.get_application("WEB").get_instance(f"{HOST_IP}_{port}")
+        assert (instance.ipAddr, instance.port.port, instance.status) == (HOST_IP, port, "UP")
+        assert instance.metadata["container-id"] == container.id
+        assert instance.metadata["branch"] == "main"
+    finally:
+        asyncio.run(asyncio.wait_for(client.stop(), timeout=15))
