@@ -50,7 +50,7 @@ class Reconciler:
             return {}
         wanted: dict[str, Registration] = {}
         for record in state.services:
-            candidate = registration(record, state.status)
+            candidate = registration(record, state.status, host=state.host)
             for problem in candidate.problems:
                 log.error("%s", problem)
             key = keys.instance_key(candidate.app, candidate.instance_id)

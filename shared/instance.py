@@ -47,8 +47,9 @@ def is_valid_metadata_key(key: str) -> bool:
     return bool(XML_NAME.match(key))
 
 
-def registration(record: ServiceRecord, status: InstanceStatus) -> Registration:
-    """The document to POST for `record`, given the status the container's state calls for."""
+def registration(record: ServiceRecord, status: InstanceStatus, *, host: str) -> Registration:
+    """The document to POST for `record`, given the status its container's state calls for and the
+    watcher host it runs on."""
     attrs = record.attrs
     problems: list[str] = []
 
@@ -111,6 +112,7 @@ def registration(record: ServiceRecord, status: InstanceStatus) -> Registration:
         "is-container": "true",
         "container-id": record.container_id,
         "container-name": record.container_name,
+        "docker-host": host,
     })
 
     ip = attrs.get("eureka_ipaddr") or record.ip
