@@ -12,7 +12,7 @@ import logging
 import time
 
 from shared import keys
-from shared.eureka import EurekaClient, EurekaError
+from shared.eureka import EurekaClient, EurekaError, EurekaUnavailable
 from shared.store import Store
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,8 @@ class Heartbeater:
                                     interval_hash=keys.HEARTBEAT_INTERVAL)
 
     def beat(self, instance_keys: list[str]) -> None:
-        for target in self.store.heartbeat_targets(instance_keys):
+        targets = self.store.heartbeat_targets(instance_keys)
+        for done, target in enumerate(targets):
             key = target.instance.key
             if not target.live:
                 log.debug("no heartbeat for %s: %s is not vouched for", key, target.instance.source)
@@ -38,8 +39,12 @@ class Heartbeater:
             try:
                 if not self.eureka.heartbeat(app, instance_id):
                     self._register_again(key)
+            except EurekaUnavailable as err:
+                # The next ones would wait out the same timeouts; their next turn comes soon enough.
+                log.error("Eureka unavailable, %d heartbeats of this batch skipped: %s", len(targets) - done, err)
+                return
             except EurekaError as err:
-                log.warning("heartbeat of %s failed: %s", key, err)
+                log.error("heartbeat of %s failed: %s", key, err)
 
     def _register_again(self, key: str) -> None:
         with self.store.lock(keys.instance_lock(key)):
