@@ -56,7 +56,7 @@ class Reconciler:
         wanted: dict[str, Registration] = {}
         service_ids: dict[str, str] = {}
         for record in state.services:
-            candidate = registration(record, state.status, host=state.host)
+            candidate = registration(record, state.status, host=state.host, ec2=state.ec2)
             for problem in candidate.problems:
                 log.error("%s", problem)
             key = keys.instance_key(candidate.app, candidate.instance_id)

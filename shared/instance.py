@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
-from shared.models import InstanceStatus, ServiceRecord
+from shared.config import parse_bool
+from shared.models import Ec2Metadata, InstanceStatus, ServiceRecord
 
 AMAZON = "Amazon"
 MY_OWN = "MyOwn"
@@ -20,9 +21,12 @@ DATACENTER_CLASSES = {
 }
 DEFAULT_RENEWAL_INTERVAL = 30
 DEFAULT_LEASE_DURATION = 90
+MAX_LEASE_SECONDS = 86400
 METADATA_PREFIX = "eureka_metadata_"
-# An XML element name a strict reader accepts: no colon (namespaces), not starting with "xml".
+# An XML element name every reader accepts: no colon (namespaces), not starting with "xml".
 XML_NAME = re.compile(r"^(?![Xx][Mm][Ll])[A-Za-z_][A-Za-z0-9._-]*$")
+# Characters XML 1.0 cannot carry, even escaped.
+NOT_XML_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
@@ -47,89 +51,148 @@ def is_valid_metadata_key(key: str) -> bool:
     return bool(XML_NAME.match(key))
 
 
-def registration(record: ServiceRecord, status: InstanceStatus, *, host: str) -> Registration:
-    """The document to POST for `record`, given the status its container's state calls for and the
-    watcher host it runs on."""
-    attrs = record.attrs
-    problems: list[str] = []
+def is_xml_text(value: str) -> bool:
+    return NOT_XML_TEXT.search(value) is None
 
-    def complain(attr: str, reason: str) -> None:
-        problems.append(f"container {record.container_name.lstrip('/')} ({record.container_id[:12]}): "
-                        f"attribute {attr}: {reason}")
 
-    def seconds(attr: str, default: int) -> int:
-        raw = attrs.get(attr, "")
+class _Attributes:
+    """A record's attributes, read with validation; every bad value is reported once."""
+
+    def __init__(self, record: ServiceRecord) -> None:
+        self.values: Mapping[str, str] = record.attrs
+        self.problems: list[str] = []
+        self._where = f"container {record.container_name.lstrip('/')} ({record.container_id[:12]})"
+
+    def complain(self, attr: str, reason: str) -> None:
+        self.problems.append(f"{self._where}: attribute {attr}: {reason}")
+
+    def text(self, attr: str) -> str:
+        """The value, or '' when absent, empty or not representable in XML."""
+        value = self.values.get(attr, "")
+        if not is_xml_text(value):
+            self.complain(attr, "contains characters XML cannot carry; ignored")
+            return ""
+        return value
+
+    def flag(self, attr: str) -> bool:
+        raw = self.values.get(attr, "")
+        if raw == "":
+            return False
+        try:
+            return parse_bool(raw)
+        except ValueError:
+            self.complain(attr, f"{raw!r} is not a boolean; treated as false")
+            return False
+
+    def seconds(self, attr: str, default: int) -> int:
+        raw = self.values.get(attr, "")
         if raw == "":
             return default
-        if raw.isdigit() and 0 < int(raw) <= 86400:
+        if raw.isdigit() and 0 < int(raw) <= MAX_LEASE_SECONDS:
             return int(raw)
-        complain(attr, f"{raw!r} is not a whole number of seconds between 1 and 86400; using {default}")
+        self.complain(attr, f"{raw!r} is not a whole number of seconds from 1 to {MAX_LEASE_SECONDS}; "
+                            f"using {default}")
         return default
 
-    datacenter = AMAZON
-    raw_datacenter = attrs.get("eureka_datacenterinfo_name", "")
-    if raw_datacenter:
+    def datacenter(self) -> str:
+        raw = self.values.get("eureka_datacenterinfo_name", "")
         by_lower = {name.lower(): name for name in DATACENTER_CLASSES}
-        if raw_datacenter.lower() in by_lower:
-            datacenter = by_lower[raw_datacenter.lower()]
-        else:
-            complain("eureka_datacenterinfo_name", f"{raw_datacenter!r} is neither Amazon nor MyOwn; using Amazon")
+        if raw and raw.lower() not in by_lower:
+            self.complain("eureka_datacenterinfo_name", f"{raw!r} is neither Amazon nor MyOwn; using Amazon")
+        return by_lower.get(raw.lower(), AMAZON)
 
-    if status is InstanceStatus.UP and attrs.get("eureka_status"):
+    def status(self, container_status: InstanceStatus) -> InstanceStatus:
+        """The container's own state decides unless it is UP; then `eureka_status` may say otherwise."""
+        raw = self.values.get("eureka_status", "")
+        if container_status is not InstanceStatus.UP or raw == "":
+            return container_status
         try:
-            status = InstanceStatus(attrs["eureka_status"].upper())
+            return InstanceStatus(raw.upper())
         except ValueError:
-            complain("eureka_status", f"{attrs['eureka_status']!r} is not a Eureka status; using UP")
+            self.complain("eureka_status", f"{raw!r} is not a Eureka status; using UP")
+            return InstanceStatus.UP
 
-    if datacenter == MY_OWN:
-        host_name = f"{record.ip}_{record.port}"
-    else:
-        host_name = attrs.get("eureka_datacenterinfo_localhostname") or record.ip
+    def metadata(self) -> dict[str, str]:
+        metadata = {}
+        for attr in sorted(self.values):
+            if not attr.startswith(METADATA_PREFIX):
+                continue
+            key = attr[len(METADATA_PREFIX):]
+            if not is_valid_metadata_key(key):
+                self.complain(attr, f"metadata key {key!r} is not a valid XML element name; not sent")
+            elif is_xml_text(self.values[attr]):
+                metadata[key] = self.values[attr]
+            else:
+                self.complain(attr, "value contains characters XML cannot carry; not sent")
+        return metadata
+
+
+def registration(record: ServiceRecord, status: InstanceStatus, *, host: str,
+                 ec2: Ec2Metadata | None = None) -> Registration:
+    """The document to POST for `record`, given the status its container's state calls for, the
+    watcher host it runs on and, when the watcher fetched it, that host's EC2 metadata."""
+    attrs = _Attributes(record)
+    datacenter = attrs.datacenter()
+    auto_populate = datacenter == AMAZON and attrs.flag("eureka_datacenterinfo_auto_populate")
+    if auto_populate and ec2 is None:
+        attrs.complain("eureka_datacenterinfo_auto_populate", "no EC2 metadata from the host; using the "
+                                                              "overrides and defaults")
+    aws = ec2 if auto_populate else None
+
+    local_host_name = attrs.text("eureka_datacenterinfo_localhostname") or (aws.local_hostname if aws else record.ip)
+    host_name = f"{record.ip}_{record.port}" if datacenter == MY_OWN else local_host_name
     instance_id = f"{host_name}_{record.port}"
 
     datacenter_info: dict[str, Any] = {"@class": DATACENTER_CLASSES[datacenter], "name": datacenter}
     if datacenter == AMAZON:
-        local_host_name = attrs.get("eureka_datacenterinfo_localhostname") or record.ip
         datacenter_info["metadata"] = {
+            # Deliberately not the EC2 instance id: Eureka needs one id per registration.
             "instance-id": instance_id,
             "local-hostname": local_host_name,
             "hostname": local_host_name,
-            "local-ipv4": attrs.get("eureka_datacenterinfo_localipv4") or record.ip,
-            "public-hostname": attrs.get("eureka_datacenterinfo_publichostname") or record.host_ip,
-            "public-ipv4": attrs.get("eureka_datacenterinfo_publicipv4") or record.host_ip,
+            "local-ipv4": attrs.text("eureka_datacenterinfo_localipv4") or (aws.local_ipv4 if aws else record.ip),
+            "public-hostname": attrs.text("eureka_datacenterinfo_publichostname")
+            or (aws.public_hostname if aws else record.host_ip),
+            "public-ipv4": attrs.text("eureka_datacenterinfo_publicipv4")
+            or (aws.public_ipv4 if aws else record.host_ip),
         }
+        if aws:
+            datacenter_info["metadata"]["availability-zone"] = aws.availability_zone
 
-    metadata: dict[str, str] = {}
-    for attr, value in sorted(attrs.items()):
-        if not attr.startswith(METADATA_PREFIX):
-            continue
-        key = attr[len(METADATA_PREFIX):]
-        if is_valid_metadata_key(key):
-            metadata[key] = value
+    address = record.ip
+    if attrs.flag("eureka_register_aws_public_ip"):
+        if aws and aws.public_ipv4:
+            address = aws.public_ipv4
         else:
-            complain(attr, f"metadata key {key!r} is not a valid XML element name; not sent")
+            attrs.complain("eureka_register_aws_public_ip", "needs eureka_datacenterinfo_auto_populate=true "
+                                                            "and a public IP in the EC2 metadata; using the "
+                                                            "service IP")
+
+    metadata = attrs.metadata()
     metadata.update({
         "is-container": "true",
         "container-id": record.container_id,
         "container-name": record.container_name,
         "docker-host": host,
     })
+    if aws:
+        metadata["aws-instance-id"] = aws.instance_id
 
-    ip = attrs.get("eureka_ipaddr") or record.ip
     document = {
         "instanceId": instance_id,
         "hostName": host_name,
         "app": record.name.upper(),
-        "ipAddr": ip,
-        "vipAddress": attrs.get("eureka_vip") or record.ip,
-        "status": status.value,
+        "ipAddr": attrs.text("eureka_ipaddr") or address,
+        "vipAddress": attrs.text("eureka_vip") or address,
+        "status": attrs.status(status).value,
         "port": {"$": record.port, "@enabled": "true"},
         "securePort": {"$": 443, "@enabled": "false"},
         "dataCenterInfo": datacenter_info,
         "leaseInfo": {
-            "renewalIntervalInSecs": seconds("eureka_leaseinfo_renewalintervalinsecs", DEFAULT_RENEWAL_INTERVAL),
-            "durationInSecs": seconds("eureka_leaseinfo_durationinsecs", DEFAULT_LEASE_DURATION),
+            "renewalIntervalInSecs": attrs.seconds("eureka_leaseinfo_renewalintervalinsecs",
+                                                   DEFAULT_RENEWAL_INTERVAL),
+            "durationInSecs": attrs.seconds("eureka_leaseinfo_durationinsecs", DEFAULT_LEASE_DURATION),
         },
         "metadata": metadata,
     }
-    return Registration(document, tuple(problems))
+    return Registration(document, tuple(attrs.problems))

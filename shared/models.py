@@ -50,13 +50,25 @@ class ServiceRecord(_Wire):
     container_name: str
 
 
+class Ec2Metadata(_Wire):
+    """What the EC2 instance metadata service says about the host a container runs on."""
+
+    instance_id: str
+    local_hostname: str
+    local_ipv4: str
+    public_hostname: str = ""
+    public_ipv4: str = ""
+    availability_zone: str
+
+
 class ContainerState(_Wire):
     """What the watcher wants Eureka to hold for one container.
 
     `status` is what the container's own state says (running and healthy: UP, health check still
     starting: STARTING, unhealthy / paused / being stopped: DOWN). With phase EXITED the services list
     is empty and `keep_registered` tells whether the old records are deleted at once (the default) or
-    left to lease expiry (`--deregister on-success` and a failed exit).
+    left to lease expiry (`--deregister on-success` and a failed exit). `ec2` is the host's EC2
+    metadata, present when a service asks for it (`eureka_datacenterinfo_auto_populate`).
     """
 
     v: Literal[1] = WIRE_VERSION
@@ -67,6 +79,7 @@ class ContainerState(_Wire):
     status: InstanceStatus
     services: tuple[ServiceRecord, ...] = ()
     keep_registered: bool = False
+    ec2: Ec2Metadata | None = None
 
     @property
     def vouched(self) -> bool:
