@@ -4,9 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := redis-server docker.io busybox-static iproute2
+APT_PACKAGES := redis-server docker.io busybox-static iproute2 openssl
 # Programs that tell whether the Debian packages above are installed.
-APT_PROGRAMS := redis-server dockerd busybox ip
+APT_PROGRAMS := redis-server dockerd busybox ip openssl
 
 .PHONY: run test deps apt venv clean
 

@@ -31,6 +31,9 @@ class Settings:
     eviction_interval: float
     response_cache_seconds: float
     log_level: str
+    tls_cert: str
+    tls_key: str
+    basic_auth: tuple[str, str] | None
 
 
 def _host(raw: str) -> str:
@@ -62,6 +65,21 @@ def _seconds(minimum: float, inclusive: bool) -> Callable[[str], float]:
         return value
 
     return convert
+
+
+def _readable_file(raw: str) -> str:
+    if raw and not os.access(raw, os.R_OK):
+        raise ValueError(f"invalid value {raw!r}: not a readable file")
+    return raw
+
+
+def _credentials(raw: str) -> tuple[str, str] | None:
+    if not raw:
+        return None
+    user, sep, password = raw.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("must be user:password")
+    return user, password
 
 
 def _log_level(raw: str) -> str:
@@ -103,6 +121,21 @@ OPTIONS = (
     _Option(
         "--log-level", "DEVEUREKA_LOG_LEVEL", "INFO", _log_level, "one of " + ", ".join(LOG_LEVELS)
     ),
+    _Option(
+        "--tls-cert",
+        "DEVEUREKA_TLS_CERT",
+        "",
+        _readable_file,
+        "PEM certificate: serve https (needs --tls-key)",
+    ),
+    _Option("--tls-key", "DEVEUREKA_TLS_KEY", "", _readable_file, "PEM private key of --tls-cert"),
+    _Option(
+        "--basic-auth",
+        "DEVEUREKA_BASIC_AUTH",
+        "",
+        _credentials,
+        "user:password every request must carry (HTTP basic auth)",
+    ),
 )
 
 
@@ -133,6 +166,8 @@ def parse_settings(
             values[option.dest] = option.convert(option.default if raw is None else raw)
         except ValueError as exc:
             parser.exit(2, f"{PROG}: {source}: {exc}\n")
+    if bool(values["tls_cert"]) != bool(values["tls_key"]):
+        parser.exit(2, f"{PROG}: --tls-cert and --tls-key go together\n")
     return Settings(**values)
 
 
@@ -142,9 +177,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     registry = Registry()
-    app = create_app(registry, response_cache_seconds=settings.response_cache_seconds)
+    app = create_app(
+        registry,
+        response_cache_seconds=settings.response_cache_seconds,
+        basic_auth=settings.basic_auth,
+    )
+    tls = (settings.tls_cert, settings.tls_key) if settings.tls_cert else None
     try:
-        server = make_server(settings.host, settings.port, app, threaded=True)
+        server = make_server(settings.host, settings.port, app, threaded=True, ssl_context=tls)
     except OSError as exc:
         sys.exit(f"{PROG}: cannot listen on {settings.host}:{settings.port}: {exc}")
 
@@ -161,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     serving.start()
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    print(f"{PROG}: serving http://{host}:{server.port}/eureka (also /eureka/v2)", flush=True)
+    scheme = "https" if tls else "http"
+    print(f"{PROG}: serving {scheme}://{host}:{server.port}/eureka (also /eureka/v2)", flush=True)
 
     stop.wait()
     server.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,16 +48,43 @@ class _State:
     cache: ResponseCache[Reply]
 
 
-def create_app(registry: Registry | None = None, *, response_cache_seconds: float = 0.0) -> Flask:
-    """The dev Eureka server as a WSGI app. Eviction is not started here (see registry.Evictor)."""
+def create_app(
+    registry: Registry | None = None,
+    *,
+    response_cache_seconds: float = 0.0,
+    basic_auth: tuple[str, str] | None = None,
+) -> Flask:
+    """The dev Eureka server as a WSGI app. Eviction is not started here (see registry.Evictor).
+
+    With ``basic_auth`` (user, password) every request must carry those credentials, as a Eureka
+    behind Spring Security's basic auth does: 401 otherwise.
+    """
     app = Flask("deveureka")
     app.url_map.strict_slashes = False  # py_eureka_client asks for ".../apps/"
     app.extensions["deveureka"] = _State(
         registry if registry is not None else Registry(), ResponseCache(response_cache_seconds)
     )
+    if basic_auth is not None:
+        app.before_request(_require(*basic_auth))
     app.register_blueprint(eureka, url_prefix=BASE_PATHS[0])
     app.register_blueprint(eureka, url_prefix=BASE_PATHS[1], name="eureka_v2")
     return app
+
+
+def _require(user: str, password: str) -> Callable[[], Response | None]:
+    def check() -> Response | None:
+        given = request.authorization
+        if (
+            given is not None
+            and hmac.compare_digest(given.username or "", user)
+            and hmac.compare_digest(given.password or "", password)
+        ):
+            return None
+        return Response(
+            "authentication required\n", 401, {"WWW-Authenticate": 'Basic realm="eureka"'}
+        )
+
+    return check
 
 
 @eureka.post("/apps/<app_name>")

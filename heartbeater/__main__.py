@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logs.setup("heartbeater", settings.log_level)
     client = connect(settings.redis_url)
     wait_for("Redis", client.ping, settings)
-    eureka = EurekaClient(settings.eureka_url, settings.eureka_timeout)
+    eureka = EurekaClient.from_settings(settings)
     wait_for("Eureka", eureka.applications, settings)
 
     heartbeater = Heartbeater(Store(client), eureka)

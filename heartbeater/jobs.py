@@ -21,7 +21,7 @@ def _current() -> Heartbeater:
     if _heartbeater is None:
         settings = config.load_heartbeater([])
         install(Heartbeater(Store(connect(settings.redis_url)),
-                            EurekaClient(settings.eureka_url, settings.eureka_timeout)))
+                            EurekaClient.from_settings(settings)))
     assert _heartbeater is not None
     return _heartbeater
 

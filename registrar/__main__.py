@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logs.setup("registrar", settings.log_level)
     client = connect(settings.redis_url)
     wait_for("Redis", client.ping, settings)
-    eureka = EurekaClient(settings.eureka_url, settings.eureka_timeout)
+    eureka = EurekaClient.from_settings(settings)
     wait_for("Eureka", eureka.applications, settings)
 
     reconciler = Reconciler(Store(client), eureka)

@@ -21,7 +21,7 @@ def _current() -> Reconciler:
     if _reconciler is None:
         settings = config.load_registrar([])
         install(Reconciler(Store(connect(settings.redis_url)),
-                           EurekaClient(settings.eureka_url, settings.eureka_timeout)))
+                           EurekaClient.from_settings(settings)))
     assert _reconciler is not None
     return _reconciler
 

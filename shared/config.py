@@ -88,6 +88,12 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _readable_file(raw: str) -> str:
+    if not os.access(raw, os.R_OK):
+        raise ValueError("not a readable file")
+    return raw
+
+
 def _log_level(raw: str) -> str:
     level = raw.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -130,6 +136,10 @@ EUREKA_URL = Option(
 EUREKA_TIMEOUT = Option(
     "eureka-timeout", "EUREKA_TIMEOUT", _positive_float, 5.0, "seconds before a Eureka request times out"
 )
+EUREKA_CA_BUNDLE = Option(
+    "eureka-ca-bundle", "EUREKA_CA_BUNDLE", _readable_file, None,
+    "PEM file of the certificate authorities to trust for https Eureka URLs (default: the system's)",
+)
 
 COMMON = (REDIS_URL, LOG_LEVEL, RETRY_ATTEMPTS, RETRY_INTERVAL)
 
@@ -151,11 +161,12 @@ WATCHER_OPTIONS = COMMON + (
            "deregister exited containers always, or only on exit code 0 / killed by a signal"),
 )
 
-REGISTRAR_OPTIONS = COMMON + (EUREKA_URL, EUREKA_TIMEOUT)
+REGISTRAR_OPTIONS = COMMON + (EUREKA_URL, EUREKA_TIMEOUT, EUREKA_CA_BUNDLE)
 
 HEARTBEATER_OPTIONS = COMMON + (
     EUREKA_URL,
     EUREKA_TIMEOUT,
+    EUREKA_CA_BUNDLE,
     Option("tick", "HEARTBEAT_TICK", _positive_float, 0.5,
            "seconds between looks for heartbeats that are due"),
     Option("batch-size", "HEARTBEAT_BATCH_SIZE", _int_at_least(1), 200,
@@ -192,6 +203,7 @@ class WatcherConfig(CommonConfig):
 class RegistrarConfig(CommonConfig):
     eureka_url: tuple[str, ...]
     eureka_timeout: float
+    eureka_ca_bundle: str | None
 
 
 @dataclass(frozen=True)

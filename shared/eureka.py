@@ -19,6 +19,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
+from shared.config import RegistrarConfig
+
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
@@ -76,10 +78,14 @@ class EurekaClient:
         self.backoff = backoff
         self._session = requests.Session()
         self._session.headers.update({"Accept": JSON})
-        if ca_bundle:
-            self._session.verify = ca_bundle
+        # Given with each request: a session-wide setting would lose to REQUESTS_CA_BUNDLE in the environment.
+        self._verify: str | bool = ca_bundle or True
         self._preferred = 0
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: RegistrarConfig) -> EurekaClient:
+        return cls(settings.eureka_url, settings.eureka_timeout, ca_bundle=settings.eureka_ca_bundle)
 
     def close(self) -> None:
         self._session.close()
@@ -148,7 +154,7 @@ class EurekaClient:
             server = self.servers[index]
             try:
                 response = self._session.request(method, server.url + path, json=json, params=params,
-                                                 auth=server.auth, timeout=self.timeout)
+                                                 auth=server.auth, timeout=self.timeout, verify=self._verify)
             except requests.RequestException as err:
                 failures.append(f"{server.url}: {type(err).__name__}")
                 continue

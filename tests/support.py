@@ -176,20 +176,32 @@ class DockerEngine:
 
 
 class DevEureka:
-    """The project's development Eureka server on a fixed port, so it can be restarted in place."""
+    """The project's development Eureka server on a fixed port, so it can be restarted in place.
 
-    def __init__(self, log_dir: Path, eviction_interval: float = 0.2) -> None:
+    `tls` (certificate, key) serves https; `basic_auth` (user, password) requires those credentials. `url`
+    is what a client is configured with (credentials included); the helpers below read with them.
+    """
+
+    def __init__(self, log_dir: Path, eviction_interval: float = 0.2, *, tls: tuple[Path, Path] | None = None,
+                 basic_auth: tuple[str, str] | None = None) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/eureka"
+        self.address = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/eureka"
+        self.url = self.address.replace("://", f"://{basic_auth[0]}:{basic_auth[1]}@") if basic_auth else self.address
         self.log_dir = log_dir
-        self.eviction_interval = eviction_interval
+        self.args = ["--host", "127.0.0.1", "--port", str(self.port), "--eviction-interval", str(eviction_interval)]
+        if tls:
+            self.args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+        if basic_auth:
+            self.args += ["--basic-auth", ":".join(basic_auth)]
+        self.session = requests.Session()
+        self.session.auth = basic_auth
+        self.session.trust_env = False  # else REQUESTS_CA_BUNDLE would override the certificate below
+        self.session.verify = str(tls[0]) if tls else True
         self.process: Process | None = None
 
     def start(self) -> DevEureka:
-        self.process = Process("eureka", python_module(
-            "deveureka", "--host", "127.0.0.1", "--port", str(self.port),
-            "--eviction-interval", str(self.eviction_interval)), self.log_dir).start()
-        wait_until(lambda: requests.get(f"{self.url}/apps", timeout=1).ok, 15, "the dev Eureka to answer")
+        self.process = Process("eureka", python_module("deveureka", *self.args), self.log_dir).start()
+        wait_until(lambda: self.session.get(f"{self.address}/apps", timeout=1).ok, 15, "the dev Eureka to answer")
         return self
 
     def stop(self) -> None:
@@ -201,16 +213,31 @@ class DevEureka:
         self.start()
 
     def instance(self, app: str, instance_id: str) -> dict[str, Any] | None:
-        response = requests.get(f"{self.url}/apps/{app}/{instance_id}", headers={"Accept": "application/json"},
-                                timeout=5)
+        response = self.session.get(f"{self.address}/apps/{app}/{instance_id}",
+                                    headers={"Accept": "application/json"}, timeout=5)
         if response.status_code == 404:
             return None
         response.raise_for_status()
         return response.json()["instance"]
 
     def app_instances(self, app: str) -> list[dict[str, Any]]:
-        response = requests.get(f"{self.url}/apps/{app}", headers={"Accept": "application/json"}, timeout=5)
+        response = self.session.get(f"{self.address}/apps/{app}", headers={"Accept": "application/json"},
+                                    timeout=5)
         if response.status_code == 404:
             return []
         response.raise_for_status()
         return response.json()["application"]["instance"]
+
+    def apps_xml(self) -> str:
+        response = self.session.get(f"{self.address}/apps", headers={"Accept": "application/xml"}, timeout=5)
+        response.raise_for_status()
+        return response.text
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost, and its key (PEM files made by openssl)."""
+    cert, key = directory / "eureka.crt", directory / "eureka.key"
+    subprocess.run([require_program("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key

@@ -60,14 +60,14 @@ def test_invalid_environment_value_names_the_variable():
 
 
 def test_settings_defaults_environment_and_flags():
-    assert parse_settings([], environ={}) == Settings("127.0.0.1", 8761, 60.0, 0.0, "INFO")
+    assert parse_settings([], environ={}) == Settings("127.0.0.1", 8761, 60.0, 0.0, "INFO", "", "", None)
     environ = {
         "DEVEUREKA_PORT": "9000",
         "DEVEUREKA_LOG_LEVEL": "debug",
         "DEVEUREKA_HOST": "0.0.0.0",
     }
     settings = parse_settings(["--port", "9100", "--response-cache-seconds", "30"], environ=environ)
-    assert settings == Settings("0.0.0.0", 9100, 60.0, 30.0, "DEBUG")
+    assert settings == Settings("0.0.0.0", 9100, 60.0, 30.0, "DEBUG", "", "", None)
 
 
 def test_help_lists_every_option():
