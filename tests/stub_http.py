@@ -20,8 +20,11 @@ class Answer:
 
 
 class StubServer:
-    def __init__(self, answer: Answer) -> None:
+    """Answers `answer` to every request, or per HTTP method from `by_method` where it has one."""
+
+    def __init__(self, answer: Answer, by_method: dict[str, Answer] | None = None) -> None:
         self.answer = answer
+        self.by_method = by_method or {}
         self.requests: list[str] = []
         stub = self
 
@@ -32,7 +35,7 @@ class StubServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 stub.requests.append(f"{self.command} {self.path}")
-                answer = stub.answer
+                answer = stub.by_method.get(self.command, stub.answer)
                 if answer.delay:
                     time.sleep(answer.delay)
                 payload = answer.body.encode()

@@ -16,6 +16,7 @@ from shared import keys, queues
 from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
 from shared.store import Store
 from tests.conftest import Components
+from tests.stub_http import Answer, StubServer
 from tests.support import DevEureka, wait_until
 
 HOST = "host-a"
@@ -104,3 +105,22 @@ def test_state_published_while_eureka_is_down_is_applied_when_it_returns(
 
     eureka.start()
     wait_until(lambda: eureka.instance(*INSTANCE), 20, "registration once Eureka is back")
+
+
+def test_a_registration_eureka_refuses_is_logged_not_retried(
+        components: Components, store: Store, queue, redis_client: redis.Redis) -> None:
+    empty_registry = Answer(200, '{"applications": {"application": []}}')
+    with StubServer(Answer(400, "bad registration"), by_method={"GET": empty_registry}) as picky:
+        registrar = components.start("registrar", env={"EUREKA_URL": picky.url})
+        wait_until(lambda: "registrar started" in registrar.log(), 15, "the registrar to start")
+
+        store.publish_state(SOURCE, running(), ttl=30, now=time.time(), sweep_after=1)
+        job = queues.enqueue_reconcile(queue, SOURCE)
+
+        wait_until(lambda: job.get_status() == JobStatus.FINISHED and not redis_client.zcard(keys.PENDING), 10,
+                   "the jobs to finish and the state to count as applied")
+        assert "Eureka refused instance WEB/10.1.2.3_18080" in registrar.log()
+        # Off the pending list, so the registrars' sweep will not enqueue it again either.
+        posts = [request for request in picky.requests if request.startswith("POST")]
+        assert posts == ["POST /eureka/apps/WEB"]
+        assert redis_client.smembers(keys.source_instances(SOURCE)) == set()
