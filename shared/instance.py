@@ -127,6 +127,12 @@ class _Attributes:
         return metadata
 
 
+def wants_ec2_metadata(record: ServiceRecord) -> bool:
+    """Whether registering `record` uses its host's EC2 metadata (so the watcher must fetch it)."""
+    attrs = _Attributes(record)
+    return attrs.datacenter() == AMAZON and attrs.flag("eureka_datacenterinfo_auto_populate")
+
+
 def registration(record: ServiceRecord, status: InstanceStatus, *, host: str,
                  ec2: Ec2Metadata | None = None) -> Registration:
     """The document to POST for `record`, given the status its container's state calls for, the

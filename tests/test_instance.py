@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.instance import registration
+from shared.instance import registration, wants_ec2_metadata
 from shared.models import Ec2Metadata, InstanceStatus, ServiceRecord
 
 EC2 = Ec2Metadata(instance_id="i-0abc", local_hostname="ip-10-0-0-5.ec2.internal", local_ipv4="10.0.0.5",
@@ -167,3 +167,14 @@ def test_bad_attribute_is_reported_by_name_and_the_default_used(attrs: dict[str,
 def test_hostile_metadata_values_are_kept_as_they_are_for_the_server_to_escape() -> None:
     value = "<a href=\"x\">&amp;'</a>"
     assert document(eureka_metadata_routes=value)["metadata"]["routes"] == value
+
+
+@pytest.mark.parametrize(("attrs", "wanted"), [
+    ({}, False),
+    ({"eureka_datacenterinfo_auto_populate": "true"}, True),
+    ({"eureka_datacenterinfo_auto_populate": "false"}, False),
+    ({"eureka_datacenterinfo_auto_populate": "maybe"}, False),
+    ({"eureka_datacenterinfo_auto_populate": "true", "eureka_datacenterinfo_name": "MyOwn"}, False),
+])
+def test_wants_ec2_metadata(attrs: dict[str, str], wanted: bool) -> None:
+    assert wants_ec2_metadata(record(**attrs)) is wanted
