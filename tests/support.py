@@ -175,6 +175,32 @@ class DockerEngine:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def image_exposing(client: Any, port: int) -> str:
+    """The busybox image with `EXPOSE <port>` (made once per engine): Docker takes a container's exposed
+    ports from its image when it shares another's network, and refuses them on `docker run` then."""
+    import docker
+
+    repository = f"local/busybox-expose-{port}"
+    try:
+        client.images.get(repository)
+    except docker.errors.ImageNotFound:
+        container = client.containers.create("local/busybox", ["sleep", "3600"])
+        container.commit(repository=repository, tag="latest", changes=[f"EXPOSE {port}"])
+        container.remove()
+    return f"{repository}:latest"
+
+
+def create_raw_container(client: Any, name: str, body: bytes) -> str:
+    """Create a container from a raw Engine API body (e.g. one holding bytes that are not UTF-8, which
+    the Docker SDK cannot send) and start it; returns its id."""
+    api = client.api
+    response = api._post(api._url("/containers/create"), params={"name": name}, data=body,
+                         headers={"Content-Type": "application/json"})
+    container_id = api._result(response, json=True)["Id"]
+    api.start(container_id)
+    return container_id
+
+
 class DevEureka:
     """The project's development Eureka server on a fixed port, so it can be restarted in place.
 
