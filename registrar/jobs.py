@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from registrar.cleanup import remove_dangling
 from registrar.reconcile import Reconciler
 from shared import config
 from shared.eureka import EurekaClient
@@ -28,3 +29,8 @@ def _current() -> Reconciler:
 
 def reconcile_source(source: str, force: bool = False) -> None:
     _current().reconcile(source, force)
+
+
+def cleanup_host(host: str) -> None:
+    reconciler = _current()
+    remove_dangling(host, reconciler.store, reconciler.eureka)

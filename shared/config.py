@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import re
 import socket
 import sys
 from dataclasses import dataclass, fields
@@ -72,11 +73,11 @@ def _http_url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("expected an http:// or https:// URL")
-    return raw.rstrip("/")
+    return raw
 
 
 def _http_urls(raw: str) -> tuple[str, ...]:
-    urls = tuple(_http_url(part.strip()) for part in raw.split(",") if part.strip())
+    urls = tuple(_http_url(part.strip()).rstrip("/") for part in raw.split(",") if part.strip())
     if not urls:
         raise ValueError("expected one or more comma-separated http(s) URLs")
     return urls
@@ -105,6 +106,16 @@ def _text(raw: str) -> str:
     return raw
 
 
+def _is_utf8(text: str) -> bool:
+    """False when `text` holds lone surrogates: bytes that were not UTF-8, as Python decodes argv and
+    the environment."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Option:
     flag: str
@@ -113,10 +124,12 @@ class Option:
     default: Any
     help: str
     switch: bool = False
+    aliases: tuple[str, ...] = ()
 
     @property
     def field(self) -> str:
-        return self.flag.replace("-", "_").lower()
+        """`ttl-refresh` -> `ttl_refresh`, registrator's `useIpFromLabel` -> `use_ip_from_label`."""
+        return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", self.flag).replace("-", "_").lower()
 
 
 REDIS_URL = Option("redis-url", "REDIS_URL", _redis_url, "redis://127.0.0.1:6379/0", "Redis URL")
@@ -159,6 +172,25 @@ WATCHER_OPTIONS = COMMON + (
            "seconds between full re-syncs of all containers (0: never)"),
     Option("deregister", "REGISTRATOR_DEREGISTER", _choice("always", "on-success"), "always",
            "deregister exited containers always, or only on exit code 0 / killed by a signal"),
+    Option("require-label", "REGISTRATOR_REQUIRE_LABEL", parse_bool, False,
+           "register only containers with SERVICE_REGISTER=true", switch=True),
+    Option("useIpFromLabel", "REGISTRATOR_USE_IP_FROM_LABEL", _text, None,
+           "take the service IP from this container label (a CIDR suffix is dropped)",
+           aliases=("use-ip-from-label",)),
+    Option("name-from-image", "REGISTRATOR_NAME_FROM_IMAGE", parse_bool, False,
+           "name services without SERVICE_NAME after their image instead of skipping them", switch=True),
+    Option("ip-lookup-source", "REGISTRATOR_IP_LOOKUP_SOURCE", _http_url, None,
+           "URL whose answer is this host's IP (used like -ip, re-checked every -ip-lookup-interval)"),
+    Option("ip-lookup-retries", "REGISTRATOR_IP_LOOKUP_RETRIES", _int_at_least(1), 1,
+           "attempts at the IP lookup at startup, -retry-interval apart"),
+    Option("ip-lookup-interval", "REGISTRATOR_IP_LOOKUP_INTERVAL", _int_at_least(1), 10,
+           "seconds between checks of -ip-lookup-source for a new IP"),
+    Option("exit-on-ip-lookup-failure", "REGISTRATOR_EXIT_ON_IP_LOOKUP_FAILURE", parse_bool, False,
+           "exit (status 1) when the IP lookup at startup fails, instead of using the hostname's IP",
+           switch=True),
+    Option("cleanup", "REGISTRATOR_CLEANUP", parse_bool, False,
+           "after each re-sync, remove Eureka instances this host registered for containers it no longer has",
+           switch=True),
 )
 
 REGISTRAR_OPTIONS = COMMON + (EUREKA_URL, EUREKA_TIMEOUT, EUREKA_CA_BUNDLE)
@@ -197,6 +229,14 @@ class WatcherConfig(CommonConfig):
     ttl_refresh: int
     resync: int
     deregister: str
+    require_label: bool
+    use_ip_from_label: str | None
+    name_from_image: bool
+    ip_lookup_source: str | None
+    ip_lookup_retries: int
+    ip_lookup_interval: int
+    exit_on_ip_lookup_failure: bool
+    cleanup: bool
 
 
 @dataclass(frozen=True)
@@ -226,7 +266,7 @@ def _resolve(prog: str, options: Sequence[Option], argv: Sequence[str] | None,
              environ: Mapping[str, str]) -> dict[str, Any]:
     parser = _OneLineParser(prog=prog, allow_abbrev=False)
     for option in options:
-        names = [f"--{option.flag}", f"-{option.flag}"]
+        names = [f"{dashes}{flag}" for flag in (option.flag, *option.aliases) for dashes in ("--", "-")]
         env_note = f" [env {option.env}]"
         if option.switch:
             parser.add_argument(*names, dest=option.field, action="store_const", const="true",
@@ -243,6 +283,8 @@ def _resolve(prog: str, options: Sequence[Option], argv: Sequence[str] | None,
         if raw is None:
             values[option.field] = option.default
             continue
+        if not _is_utf8(raw):
+            _fail(prog, f"invalid value {raw!r} for {origin}: not valid UTF-8")
         try:
             values[option.field] = option.parse(raw)
         except ValueError as err:

@@ -142,6 +142,11 @@ class Store:
     def host_sources(self, host: str) -> set[str]:
         return self.redis.smembers(keys.host_sources(host))
 
+    def is_host_source(self, source: str) -> bool:
+        """True while `source` has a state on its host (running or exited, not yet removed)."""
+        host, _ = keys.split_source(source)
+        return bool(self.redis.sismember(keys.host_sources(host), source))
+
     # --- registrar side -------------------------------------------------------------------------
 
     def read_state(self, source: str) -> tuple[ContainerState | None, str]:

@@ -110,21 +110,28 @@ def components(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -
         print(started.logs())
 
 
-def start_watcher(components: Components, env: dict[str, str]) -> Process:
-    watcher = components.start("watcher", *WATCHER_ARGS, env=env)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "watcher_args(*args): extra flags for the system fixture's watcher")
+
+
+def start_watcher(components: Components, env: dict[str, str], *args: str, name: str = "watcher") -> Process:
+    """A watcher with the tests' short liveness TTL and `args`; `name` names its log (one per process)."""
+    watcher = components.start("watcher", *WATCHER_ARGS, *args, name=name, env=env)
     wait_until(lambda: "re-synced" in watcher.log(), 20, "the watcher's first re-sync")
     return watcher
 
 
 @pytest.fixture
-def system(components: Components, eureka: DevEureka, docker_engine: DockerEngine,
+def system(request: pytest.FixtureRequest, components: Components, eureka: DevEureka, docker_engine: DockerEngine,
            docker_client: docker.DockerClient, redis_client: redis.Redis, redis_url: str) -> SimpleNamespace:
+    """The whole system; a test's `watcher_args` marker adds flags to the watcher."""
     env = {"EUREKA_URL": eureka.url, "DOCKER_HOST": docker_engine.host}
     components.start("registrar", env=env)
     components.start("heartbeater", env=env)
     rq_connection = redis.Redis.from_url(redis_url)
     wait_until(lambda: len(Worker.all(connection=rq_connection)) == 2, 20, "registrar and heartbeater workers")
-    watcher = start_watcher(components, env)
+    marker = request.node.get_closest_marker("watcher_args")
+    watcher = start_watcher(components, env, *(marker.args if marker else ()))
     return SimpleNamespace(env=env, watcher=watcher, eureka=eureka, docker=docker_client, redis=redis_client,
                            components=components, docker_engine=docker_engine)
 

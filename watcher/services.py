@@ -1,15 +1,16 @@
 """From a container's inspect document to its service records: registrator's rules (SPEC section 3).
 
 Pure functions: no Docker, no Redis, no clock. The watcher gathers what they need (the inspect document,
-the host IP its hostname resolves to, the IP of the container whose network a container shares) and
-logs the problems they report. A bad label costs only what it touches: the rest of that container's
-services, and every other container, are unaffected.
+the host IP its hostname resolves to, the inspect document of the container whose network a container
+shares) and logs the problems they report. A bad label costs only what it touches: the rest of that
+container's services, and every other container, are unaffected.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from shared.config import parse_bool
@@ -17,10 +18,19 @@ from shared.models import ServiceRecord
 
 PREFIX = "SERVICE_"
 ECS_LABEL_MARK = "com.amazonaws.ecs"
+MAX_KEY_LENGTH = 256
 MAX_VALUE_LENGTH = 4096
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 WILDCARD_HOST_IPS = ("", "0.0.0.0", "::")
-DEFAULT_NETWORK_MODES = ("bridge", "default", "host", "")
+# Network modes whose published ports are reached on the host's IP; any other mode names a
+# user-defined network, whose IP the container's ports get.
+HOST_IP_NETWORK_MODES = ("bridge", "default", "host", "")
+NO_NETWORK_MODE = "none"
+CONTAINER_NETWORK_PREFIX = "container:"
+# What cannot travel to Eureka: lone surrogates (bytes that were not UTF-8, as Python decodes them),
+# U+FFFD (what Docker puts in place of such bytes) and characters XML 1.0 cannot carry.
+NOT_UTF8 = re.compile("[\ud800-\udfff\ufffd]")
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 @dataclass(frozen=True)
@@ -44,17 +54,29 @@ class Derivation:
 
 @dataclass(frozen=True)
 class _Port:
-    exposed_port: str
+    exposed_port: int
     protocol: str
     host_port: str
     host_ip: str
-    exposed_ip: str
 
 
 @dataclass(frozen=True)
 class _Setting:
     value: str
     origin: str  # "label SERVICE_X" or "env SERVICE_X", for messages
+
+
+@dataclass(frozen=True)
+class _Attributes:
+    """A container's `SERVICE_<KEY>` settings and its `SERVICE_<port>_<KEY>` ones, keys lower-cased."""
+
+    general: dict[str, _Setting] = field(default_factory=dict)
+    per_port: dict[int, dict[str, _Setting]] = field(default_factory=dict)
+
+    def for_port(self, port: int) -> tuple[dict[str, _Setting], frozenset[str]]:
+        """The attributes of one port (the port-specific form wins) and the keys set port-specifically."""
+        specific = self.per_port.get(port, {})
+        return {**self.general, **specific}, frozenset(specific)
 
 
 class _Problems:
@@ -68,8 +90,24 @@ class _Problems:
             self.items.append(item)
 
 
+def shown(name: str) -> str:
+    """A label or variable name as it can safely be logged: quoted and escaped when not printable."""
+    return name if name.isprintable() else repr(name)
+
+
+def unfit_text(text: str, *, max_length: int) -> str | None:
+    """Why `text` cannot be sent on to Eureka, or None when it can."""
+    if len(text) > max_length:
+        return f"{len(text)} characters, over {max_length}"
+    if NOT_UTF8.search(text):
+        return "not valid UTF-8"
+    if NOT_XML.search(text):
+        return "contains control characters"
+    return None
+
+
 def split_tags(raw: str) -> list[str]:
-    """Split a comma-separated tag list where `\\,` is a literal comma."""
+    """Split a comma-separated tag list where `\\,` is a literal comma; empty tags are dropped."""
     tags, current, escaped = [], [], False
     for char in raw:
         if escaped:
@@ -90,33 +128,37 @@ def split_tags(raw: str) -> list[str]:
 
 def service_settings(labels: Mapping[str, str], env: list[str]) -> dict[str, _Setting]:
     """Every `SERVICE_*` setting of a container, keyed by its name; environment wins over labels."""
-    settings = {key: _Setting(value, f"label {key}") for key, value in labels.items() if key.startswith(PREFIX)}
+    settings = {key: _Setting(value, f"label {shown(key)}") for key, value in labels.items()
+                if key.startswith(PREFIX)}
     for entry in env:
         key, sep, value = entry.partition("=")
         if sep and key.startswith(PREFIX):
-            settings[key] = _Setting(value, f"env {key}")
+            settings[key] = _Setting(value, f"env {shown(key)}")
     return settings
 
 
-def port_attributes(settings: Mapping[str, _Setting], exposed_port: str,
-                    problems: _Problems) -> tuple[dict[str, _Setting], set[str]]:
-    """Attributes for one port: `SERVICE_<KEY>`, overridden by `SERVICE_<port>_<KEY>`; keys lower-cased.
-
-    Returns the attributes and the set of keys that came from the port-specific form.
-    """
-    general: dict[str, _Setting] = {}
-    specific: dict[str, _Setting] = {}
-    for name, setting in settings.items():
+def container_attributes(settings: Mapping[str, _Setting], problems: _Problems) -> _Attributes:
+    """Sort settings into container-wide and port-specific attributes; unusable ones are reported and
+    left out."""
+    attributes = _Attributes()
+    for name, setting in sorted(settings.items()):
+        reason = unfit_text(name, max_length=MAX_KEY_LENGTH) or unfit_text(setting.value,
+                                                                             max_length=MAX_VALUE_LENGTH)
+        if reason:
+            problems.add(setting.origin, f"{reason}; ignored")
+            continue
         key = name[len(PREFIX):].lower()
-        head, sep, rest = key.partition("_")
-        if head[:1].isdigit() and sep and rest:
-            if not head.isdigit():
-                problems.add(setting.origin, f"port {head!r} is not a number; setting ignored")
-            elif int(head) == int(exposed_port):
-                specific[rest] = setting
-        elif key:
-            general[key] = setting
-    return {**general, **specific}, set(specific)
+        head, _, rest = key.partition("_")
+        if not key:
+            problems.add(setting.origin, "no attribute name after SERVICE_; ignored")
+        elif head[:1].isdigit():
+            if not head.isdigit() or not rest:
+                problems.add(setting.origin, "expected SERVICE_<port>_<KEY> with a numeric port; ignored")
+            else:
+                attributes.per_port.setdefault(int(head), {})[rest] = setting
+        else:
+            attributes.general[key] = setting
+    return attributes
 
 
 def _bool_attr(attrs: Mapping[str, _Setting], key: str, problems: _Problems, *, when_invalid: bool) -> bool | None:
@@ -130,7 +172,8 @@ def _bool_attr(attrs: Mapping[str, _Setting], key: str, problems: _Problems, *, 
         return when_invalid
 
 
-def _container_ip(container: Mapping[str, Any]) -> str:
+def container_ip(container: Mapping[str, Any]) -> str:
+    """The container's own IP: on the default bridge, else on one of its networks ('' with none)."""
     network_settings = container.get("NetworkSettings") or {}
     ip = network_settings.get("IPAddress") or ""
     if not ip:
@@ -139,28 +182,32 @@ def _container_ip(container: Mapping[str, Any]) -> str:
     return ip
 
 
+def network_mode(container: Mapping[str, Any]) -> str:
+    return (container.get("HostConfig") or {}).get("NetworkMode") or ""
+
+
 def _ports(container: Mapping[str, Any]) -> list[_Port]:
     """Exposed ports (as if published on the same host port, which is what host networking does),
     replaced by the daemon's runtime bindings where it has any."""
-    config = container.get("Config") or {}
+    mode = network_mode(container)
+    if mode == NO_NETWORK_MODE:
+        return []
     network_settings = container.get("NetworkSettings") or {}
-    network_mode = (container.get("HostConfig") or {}).get("NetworkMode") or ""
     bindings: dict[str, list[Mapping[str, str]]] = {}
-    for spec in config.get("ExposedPorts") or {}:
+    for spec in (container.get("Config") or {}).get("ExposedPorts") or {}:
         bindings[spec] = [{"HostIp": "0.0.0.0", "HostPort": spec.partition("/")[0]}]
     for spec, published in (network_settings.get("Ports") or {}).items():
         bindings[spec] = list(published or [])
-    exposed_ip = _container_ip(container)
+    user_network_ip = None
+    if mode not in HOST_IP_NETWORK_MODES and not mode.startswith(CONTAINER_NETWORK_PREFIX):
+        user_network_ip = ((network_settings.get("Networks") or {}).get(mode) or {}).get("IPAddress") or ""
     ports = []
     for spec, published in bindings.items():
         number, _, protocol = spec.partition("/")
-        host_port = published[0].get("HostPort", "") if published else ""
-        host_ip = published[0].get("HostIp", "") if published else ""
-        if network_mode not in DEFAULT_NETWORK_MODES and not network_mode.startswith("container:"):
-            network = (network_settings.get("Networks") or {}).get(network_mode) or {}
-            host_ip = network.get("IPAddress") or ""
-        ports.append(_Port(number, protocol or "tcp", host_port or "", host_ip, exposed_ip))
-    return sorted(ports, key=lambda port: (int(port.exposed_port), port.protocol))
+        first = published[0] if published else {}
+        host_ip = first.get("HostIp", "") if user_network_ip is None else user_network_ip
+        ports.append(_Port(int(number), protocol or "tcp", first.get("HostPort", "") or "", host_ip))
+    return sorted(ports, key=lambda port: (port.exposed_port, port.protocol))
 
 
 def _image_base_name(image: str) -> str:
@@ -168,58 +215,94 @@ def _image_base_name(image: str) -> str:
     return base.split("@", 1)[0].split(":", 1)[0]
 
 
+@dataclass(frozen=True)
+class _Container:
+    """What every port of one container shares."""
+
+    document: Mapping[str, Any]
+    attributes: _Attributes
+    own_ip: str
+    ip_override: str | None  # from the network-owning container, or from the -useIpFromLabel label
+    ecs_attrs: dict[str, str]
+
+
 def derive_services(container: Mapping[str, Any], rules: Rules, resolved_host_ip: str | None,
-                    network_container_ip: str | None = None) -> Derivation:
+                    network_container: Mapping[str, Any] | None = None) -> Derivation:
     """The service records registrator would make for this container, and every problem met.
 
     `resolved_host_ip` is what the host's name resolves to (used for ports bound to all interfaces);
-    `network_container_ip` is the IP of the container named by a `container:<id>` network mode.
+    `network_container` is the inspect document of the container named by a `container:<id>` network
+    mode (None when it could not be inspected).
     """
     container_id = container["Id"]
     container_name = container.get("Name") or f"/{container_id[:12]}"
     problems = _Problems(f"{container_name.lstrip('/')} ({container_id[:12]})")
     config = container.get("Config") or {}
     labels = config.get("Labels") or {}
-    settings = service_settings(labels, config.get("Env") or [])
-    for name, setting in list(settings.items()):
-        if len(setting.value) > MAX_VALUE_LENGTH:
-            problems.add(setting.origin, f"value is {len(setting.value)} characters, over {MAX_VALUE_LENGTH}; ignored")
-            del settings[name]
+    attributes = container_attributes(service_settings(labels, config.get("Env") or []), problems)
 
-    container_wide, _ = port_attributes(settings, "0", problems)
-    use_exposed = _bool_attr(container_wide, "use_exposed_ports", problems, when_invalid=False) or False
-    candidates = [port for port in _ports(container) if rules.internal or use_exposed or port.host_port]
-    is_group = len(candidates) > 1
+    ip_override = _labelled_ip(labels, rules.use_ip_from_label, problems)
+    mode = network_mode(container)
+    if mode.startswith(CONTAINER_NETWORK_PREFIX):
+        if network_container is None:
+            problems.add(f"network mode {mode[:len(CONTAINER_NETWORK_PREFIX) + 12]}",
+                         "the container whose network it shares cannot be inspected; not registered")
+            return Derivation((), tuple(problems.items))
+        # A container on the host's network has no IP of its own: the host IP below applies.
+        ip_override = container_ip(network_container) or ip_override
+    shared = _Container(container, attributes, container_ip(container), ip_override, _ecs_attrs(labels, problems))
 
+    candidates = []
+    for port in _ports(container):
+        attrs, from_port = attributes.for_port(port.exposed_port)
+        use_exposed = bool(_bool_attr(attrs, "use_exposed_ports", problems, when_invalid=False))
+        if rules.internal or use_exposed or port.host_port:
+            candidates.append((port, attrs, from_port, use_exposed))
     services = []
-    for port in candidates:
-        record = _service(container, port, settings, rules, resolved_host_ip, network_container_ip,
-                          is_group, use_exposed, problems)
+    for port, attrs, from_port, use_exposed in candidates:
+        record = _service(shared, port, attrs, from_port, use_exposed, rules, resolved_host_ip,
+                          is_group=len(candidates) > 1, problems=problems)
         if record is not None:
             services.append(record)
     return Derivation(tuple(services), tuple(problems.items))
 
 
-def _service(container: Mapping[str, Any], port: _Port, settings: Mapping[str, _Setting], rules: Rules,
-             resolved_host_ip: str | None, network_container_ip: str | None, is_group: bool, use_exposed: bool,
+def _labelled_ip(labels: Mapping[str, str], label: str | None, problems: _Problems) -> str | None:
+    """The IP in the label named by -useIpFromLabel, without a CIDR suffix (None when absent or bad)."""
+    raw = labels.get(label, "") if label else ""
+    if not raw:
+        return None
+    candidate = raw.rpartition("/")[0] if "/" in raw else raw
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        problems.add(f"label {shown(label or '')}", f"{raw!r} is not an IP address; ignored")
+        return None
+
+
+def _ecs_attrs(labels: Mapping[str, str], problems: _Problems) -> dict[str, str]:
+    attrs = {}
+    for key, value in labels.items():
+        if ECS_LABEL_MARK not in key:
+            continue
+        reason = unfit_text(key, max_length=MAX_KEY_LENGTH) or unfit_text(value, max_length=MAX_VALUE_LENGTH)
+        if reason:
+            problems.add(f"label {shown(key)}", f"{reason}; ignored")
+        else:
+            attrs[key] = value
+    return attrs
+
+
+def _service(container: _Container, port: _Port, attrs: Mapping[str, _Setting], from_port: frozenset[str],
+             use_exposed: bool, rules: Rules, resolved_host_ip: str | None, *, is_group: bool,
              problems: _Problems) -> ServiceRecord | None:
-    attrs, from_port = port_attributes(settings, port.exposed_port, problems)
+    document = container.document
     if _bool_attr(attrs, "ignore", problems, when_invalid=True):
         return None
     if rules.require_label and not _bool_attr(attrs, "register", problems, when_invalid=False):
         return None
-
-    config = container.get("Config") or {}
-    name_setting = attrs.get("name")
-    if name_setting is not None and name_setting.value != "":
-        name = name_setting.value
-        if not NAME_PATTERN.match(name):
-            problems.add(name_setting.origin, f"{name!r} is not a valid service name "
-                                              "(letters, digits, '.', '_', '-'); port not registered")
-            return None
-    elif rules.name_from_image:
-        name = _image_base_name(config.get("Image") or "")
-    else:
+    name = _name(attrs, (document.get("Config") or {}).get("Image") or "", rules, problems)
+    if name is None:
         return None
     if is_group and "name" not in from_port:
         name = f"{name}-{port.exposed_port}"
@@ -231,41 +314,55 @@ def _service(container: Mapping[str, Any], port: _Port, settings: Mapping[str, _
                                                       "does not resolve to an IP; set -ip; port not registered")
             return None
         host_ip = resolved_host_ip
+    # A container without an IP of its own (host networking) is reached on the host's IP.
+    ip = (container.own_ip or host_ip) if rules.internal else host_ip
+    ip = container.ip_override or ip
+    number = port.exposed_port if rules.internal or use_exposed else int(port.host_port)
 
-    ip = port.exposed_ip if rules.internal else host_ip
-    number = port.exposed_port if rules.internal or use_exposed else port.host_port
-    if rules.use_ip_from_label:
-        labelled_ip = (config.get("Labels") or {}).get(rules.use_ip_from_label, "")
-        if labelled_ip:
-            ip = labelled_ip.rsplit("/", 1)[0] if "/" in labelled_ip else labelled_ip
-    network_mode = (container.get("HostConfig") or {}).get("NetworkMode") or ""
-    if network_mode.startswith("container:") and network_container_ip:
-        ip = network_container_ip
-
-    container_name = container.get("Name") or ""
+    container_name = document.get("Name") or ""
     service_id = f"{rules.hostname}:{container_name.lstrip('/')}:{port.exposed_port}"
     tags = split_tags(attrs["tags"].value) if "tags" in attrs else []
     tags += split_tags(rules.tags)
     if port.protocol == "udp":
         tags.append("udp")
         service_id += ":udp"
-    if attrs.get("id") is not None and attrs["id"].value:
+    if "id" in attrs and attrs["id"].value:
         service_id = attrs["id"].value
 
     plain_attrs = {key: setting.value for key, setting in attrs.items() if key not in ("id", "tags", "name")}
-    for key, value in (config.get("Labels") or {}).items():
-        if ECS_LABEL_MARK in key:
-            plain_attrs[key] = value
+    plain_attrs.update(container.ecs_attrs)
     return ServiceRecord(
         service_id=service_id,
         name=name,
         ip=ip,
-        port=int(number),
-        exposed_port=int(port.exposed_port),
+        port=number,
+        exposed_port=port.exposed_port,
         protocol="udp" if port.protocol == "udp" else "tcp",
         host_ip=host_ip,
         tags=tuple(tags),
         attrs=plain_attrs,
-        container_id=container["Id"],
+        container_id=document["Id"],
         container_name=container_name,
     )
+
+
+def _name(attrs: Mapping[str, _Setting], image: str, rules: Rules, problems: _Problems) -> str | None:
+    """The service name: `SERVICE_NAME`, else (with -name-from-image) the image's base name, else None:
+    the port is not registered."""
+    setting = attrs.get("name")
+    if setting is not None and setting.value:
+        if NAME_PATTERN.match(setting.value):
+            return setting.value
+        problems.add(setting.origin, f"{setting.value!r} is not a valid service name "
+                                     "(letters, digits, '.', '_', '-'); port not registered")
+        return None
+    if setting is not None:
+        fallback = "using the image name" if rules.name_from_image else "port not registered"
+        problems.add(setting.origin, f"empty service name; {fallback}")
+    if not rules.name_from_image:
+        return None
+    name = _image_base_name(image)
+    if not NAME_PATTERN.match(name):
+        problems.add("image", f"{image!r} gives no valid service name; port not registered")
+        return None
+    return name

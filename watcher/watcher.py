@@ -8,6 +8,11 @@ Threads:
 - liveness: every -ttl-refresh seconds renews the liveness entry of each container still vouched for
   and still running. If Docker does not answer, nothing is renewed and the entries expire.
 - resync (with -resync): periodically queues a full re-sync.
+- ip-lookup (with -ip-lookup-source): every -ip-lookup-interval seconds looks up this host's IP; a new
+  one is handed to the main thread, which re-syncs the host so every service moves to it.
+
+With -cleanup, every re-sync ends with a cleanup job for the registrars, which remove the Eureka
+instances this host registered for containers Redis no longer knows.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import queue
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import docker
@@ -29,7 +34,8 @@ from shared.config import WatcherConfig
 from shared.models import ContainerState
 from shared.periodic import every
 from shared.store import Store
-from watcher.services import Rules, derive_services
+from watcher import hostip
+from watcher.services import CONTAINER_NETWORK_PREFIX, Derivation, Rules, derive_services, network_mode
 from watcher.state import container_state, is_terminating_signal
 
 log = logging.getLogger(__name__)
@@ -41,11 +47,17 @@ HANDLED_ACTIONS = frozenset({
 # A published state no registrar applied within this time is enqueued again by the registrars.
 SWEEP_AFTER_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 10.0
+NO_SERVICES = Derivation((), ())
 
 
 @dataclass(frozen=True)
 class Resync:
     force: bool
+
+
+@dataclass(frozen=True)
+class NewHostIp:
+    ip: str
 
 
 @dataclass(frozen=True)
@@ -65,15 +77,18 @@ def resolve_host_ip(hostname: str) -> str | None:
 
 class Watcher:
     def __init__(self, settings: WatcherConfig, docker_client: docker.DockerClient, store: Store,
-                 registrar_queue: Queue) -> None:
+                 registrar_queue: Queue, looked_up_ip: str | None = None) -> None:
+        """`looked_up_ip`: this host's IP from -ip-lookup-source at startup (None when not used or failed)."""
         self.settings = settings
         self.docker = docker_client
         self.store = store
         self.queue = registrar_queue
-        self.rules = Rules(hostname=settings.hostname, forced_ip=settings.ip, internal=settings.internal,
-                           tags=settings.tags)
+        self.rules = Rules(hostname=settings.hostname, forced_ip=looked_up_ip or settings.ip,
+                           internal=settings.internal, use_ip_from_label=settings.use_ip_from_label or None,
+                           tags=settings.tags, require_label=settings.require_label,
+                           name_from_image=settings.name_from_image)
         self.stop = threading.Event()
-        self._work: queue.Queue[Resync | Event] = queue.Queue()
+        self._work: queue.Queue[Resync | NewHostIp | Event] = queue.Queue()
         self._stopping: set[str] = set()
         self._vouched: set[str] = set()
         self._lock = threading.Lock()
@@ -84,6 +99,8 @@ class Watcher:
         every(self.settings.ttl_refresh, self.renew_liveness, "liveness", self.stop)
         if self.settings.resync:
             every(self.settings.resync, lambda: self._work.put(Resync(force=False)), "resync", self.stop)
+        if self.settings.ip_lookup_source:
+            every(self.settings.ip_lookup_interval, self.check_host_ip, "ip-lookup", self.stop)
         backoff = 1.0
         while not self.stop.is_set():
             try:
@@ -99,11 +116,26 @@ class Watcher:
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 self._work.put(Resync(force=True))
 
-    def _handle(self, item: Resync | Event) -> None:
+    def _handle(self, item: Resync | NewHostIp | Event) -> None:
         if isinstance(item, Resync):
             self.resync(force=item.force)
+        elif isinstance(item, NewHostIp):
+            log.info("this host's IP is now %s (was %s): re-syncing every container",
+                     item.ip, self.rules.forced_ip or "the hostname's")
+            self.rules = replace(self.rules, forced_ip=item.ip)
+            self.resync(force=False)
         else:
             self.on_event(item)
+
+    def check_host_ip(self) -> None:
+        """Look the host's IP up again; a new one is queued for the main thread (a failure keeps the old)."""
+        try:
+            ip = hostip.look_up(self.settings.ip_lookup_source or "")
+        except hostip.IpLookupError as err:
+            log.warning("IP lookup failed, keeping the current IP: %s", err)
+            return
+        if ip != self.rules.forced_ip:
+            self._work.put(NewHostIp(ip))
 
     def _follow_events(self) -> None:
         backoff, first = 1.0, True
@@ -159,19 +191,25 @@ class Watcher:
         for container_id in known - set(present):
             self._publish(container_id, None, force=force)
         log.info("re-synced %d containers", len(present))
+        if self.settings.cleanup:
+            queues.enqueue_cleanup(self.queue, self.settings.hostname)
 
     def refresh(self, container_id: str, force: bool = False) -> None:
         try:
             container = self.docker.api.inspect_container(container_id)
         except docker.errors.NotFound:
+            log.info("container %s no longer exists: its services go", container_id[:12])
             self._publish(container_id, None, force=force)
             return
         except (docker.errors.DockerException, requests.RequestException) as err:
             log.warning("cannot inspect container %s (%s): no longer vouching for it", container_id[:12], err)
             self._withdraw(container_id)
             return
-        derivation = derive_services(container, self.rules, self._resolved_host_ip,
-                                     self._network_container_ip(container))
+        # An exited container has no services: nothing to derive, nothing to complain about.
+        derivation = NO_SERVICES
+        if (container.get("State") or {}).get("Running"):
+            derivation = derive_services(container, self.rules, self._resolved_host_ip,
+                                         self._network_container(container))
         state = container_state(container, derivation.services, host=self.settings.hostname,
                                 stopping=container_id in self._stopping, deregister=self.settings.deregister)
         if self._publish(container_id, state, force=force) or force:
@@ -184,16 +222,17 @@ class Watcher:
             self.store.renew_liveness([keys.source(self.settings.hostname, container_id)
                                        for container_id in self._vouched & running], self.settings.ttl)
 
-    def _network_container_ip(self, container: dict[str, Any]) -> str | None:
-        mode = (container.get("HostConfig") or {}).get("NetworkMode") or ""
-        if not mode.startswith("container:"):
+    def _network_container(self, container: dict[str, Any]) -> dict[str, Any] | None:
+        """The inspect document of the container whose network `container` shares, if it does and can be
+        inspected (derive_services reports it when it cannot)."""
+        mode = network_mode(container)
+        if not mode.startswith(CONTAINER_NETWORK_PREFIX):
             return None
-        other = mode.partition(":")[2]
         try:
-            return self.docker.api.inspect_container(other)["NetworkSettings"].get("IPAddress") or None
+            return self.docker.api.inspect_container(mode[len(CONTAINER_NETWORK_PREFIX):])
         except (docker.errors.DockerException, requests.RequestException) as err:
-            log.error("container %s shares the network of %s, which cannot be inspected: %s",
-                      container["Id"][:12], other[:12], err)
+            log.warning("container %s: cannot inspect the container whose network it shares: %s",
+                        container["Id"][:12], err)
             return None
 
     def _publish(self, container_id: str, state: ContainerState | None, *, force: bool) -> bool:

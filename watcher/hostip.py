@@ -1,0 +1,57 @@
+"""This host's IP from a lookup URL (-ip-lookup-source): for hosts whose name does not resolve to the IP
+clients should use (a laptop on a VPN, a NATed machine). The answer's body is the IP.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+
+import requests
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 5.0
+
+
+class IpLookupError(Exception):
+    """The lookup URL could not be reached or did not answer an IP (the message says which)."""
+
+
+def parse_answer(body: bytes) -> str:
+    """The IP in a lookup answer: surrounding whitespace is ignored, anything else is an error."""
+    try:
+        text = body.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise IpLookupError("the answer is not UTF-8 text") from None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise IpLookupError(f"the answer {text[:60]!r} is not an IP address") from None
+
+
+def look_up(url: str) -> str:
+    """GET `url` once and return the IP it answers. Raises IpLookupError."""
+    try:
+        response = requests.get(url, timeout=TIMEOUT_SECONDS)
+    except requests.RequestException as err:
+        raise IpLookupError(f"GET {url}: {type(err).__name__}") from None
+    if response.status_code != 200:
+        raise IpLookupError(f"GET {url}: HTTP {response.status_code}")
+    return parse_answer(response.content)
+
+
+def look_up_with_retries(url: str, attempts: int, interval: float) -> str | None:
+    """The looked-up IP, trying up to `attempts` times `interval` seconds apart; None if every attempt failed."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ip = look_up(url)
+        except IpLookupError as err:
+            log.warning("IP lookup attempt %d of %d failed: %s", attempt, attempts, err)
+            if attempt < attempts:
+                time.sleep(interval)
+            continue
+        log.info("IP lookup: this host's IP is %s (from %s)", ip, url)
+        return ip
+    return None
