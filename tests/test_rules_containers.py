@@ -25,6 +25,10 @@ def registered(system: SimpleNamespace, app: str, ip: str, port: int, timeout: f
     return wait_until(lambda: system.eureka.instance(app, f"{ip}_{port}"), timeout, f"{app} at {ip}:{port}")
 
 
+def deregistered(system: SimpleNamespace, app: str, ip: str, port: int, timeout: float = 3) -> None:
+    wait_until(lambda: system.eureka.instance(app, f"{ip}_{port}") is None, timeout, f"{app} at {ip}:{port} gone")
+
+
 def test_environment_wins_over_labels_and_per_port_settings_win_over_container_wide(
         system: SimpleNamespace) -> None:
     front, admin = free_port(), free_port()

@@ -14,7 +14,7 @@ from shared import keys
 from tests.conftest import FAST_LEASE, HOST, HOST_IP, run_web, start_watcher
 from tests.stub_http import Answer, StubServer
 from tests.support import REPO, free_port, image_exposing, wait_until
-from tests.test_rules_containers import HTTPD, registered, state_of
+from tests.test_rules_containers import HTTPD, deregistered, registered, state_of
 
 OTHER_HOST = "other-host"
 
@@ -84,15 +84,15 @@ def test_deregister_on_success_leaves_a_failed_container_to_lease_expiry(system:
     containers["succeeding"].exec_run(["touch", "/exit"])
     containers["killed"].kill()
 
-    for name in ("succeeding", "killed"):
-        wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{ports[name]}") is None, 3, f"{name} deleted")
+    deregistered(system, "WEB", HOST_IP, ports["succeeding"])
+    deregistered(system, "WEB", HOST_IP, ports["killed"])
     failing = keys.source(HOST, containers["failing"].id)
     wait_until(lambda: not system.redis.smembers(keys.source_instances(failing)), 5, "the failed one untracked")
     assert system.eureka.instance("WEB", f"{HOST_IP}_{ports['failing']}") is not None
     containers["failing"].reload()
     assert containers["failing"].attrs["State"]["ExitCode"] == 3
     # No heartbeats any more: its 3 s lease runs out.
-    wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{ports['failing']}") is None, 10, "lease expiry")
+    deregistered(system, "WEB", HOST_IP, ports["failing"], timeout=10)
 
 
 @pytest.mark.watcher_args("-resync", "1")
@@ -121,7 +121,7 @@ def test_cleanup_removes_what_this_host_left_in_eureka_while_its_watcher_was_dow
     forget_everything(system)
     start_watcher(system.components, system.env, "-cleanup", name="watcher-restarted")
 
-    wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{removed}") is None, 10, "the dangling instance deleted")
+    deregistered(system, "WEB", HOST_IP, removed, timeout=10)
     for instance_id in (f"{HOST_IP}_{kept}", "10.99.0.1_1000", "10.99.0.2_1000"):
         assert system.eureka.instance("WEB", instance_id) is not None, instance_id
     assert f"cleanup: deleted WEB/{HOST_IP}_{removed}" in system.components.logs()
@@ -139,13 +139,13 @@ def test_ip_lookup_source_moves_services_to_each_new_ip(system: SimpleNamespace)
 
         lookup.answer = Answer(body="10.20.30.40\n", content_type="text/plain")
         registered(system, "WEB", "10.20.30.40", port)
-        wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{port}") is None, 3, "the old IP's instance gone")
+        deregistered(system, "WEB", HOST_IP, port)
 
         lookup.answer = Answer(body="garbage", content_type="text/plain")
         wait_until(lambda: "keeping the current IP" in watcher.log(), 3, "a failed lookup")
         lookup.answer = Answer(body=" 10.20.30.41 ", content_type="text/plain")
         registered(system, "WEB", "10.20.30.41", port)
-        wait_until(lambda: system.eureka.instance("WEB", f"10.20.30.40_{port}") is None, 3, "the old IP's instance gone")
+        deregistered(system, "WEB", "10.20.30.40", port)
 
 
 def test_ip_found_at_startup_is_the_host_ip(system: SimpleNamespace) -> None:

@@ -67,8 +67,11 @@ def endpoints(derivation: Derivation) -> list[tuple[str, str, str, int]]:
     ("udp", RULES, [("host-a:udp:53", "dns-53", HOST_IP, 28087), ("host-a:udp:53:udp", "dns-53", HOST_IP, 28086)]),
     ("unnamed", RULES, []),
     ("unnamed", replace(RULES, name_from_image=True), [("host-a:unnamed:80", "busybox", HOST_IP, 28093)]),
-    ("labels", replace(RULES, use_ip_from_label="com.example.ip"), [("host-a:labels:80", "from-label", "10.9.8.7", 28091)]),
-    ("labels", replace(RULES, use_ip_from_label="com.example.absent"), [("host-a:labels:80", "from-label", HOST_IP, 28091)]),
+    # -useIpFromLabel: the label's IP without its CIDR suffix; without the label, the usual IP.
+    ("labels", replace(RULES, use_ip_from_label="com.example.ip"),
+     [("host-a:labels:80", "from-label", "10.9.8.7", 28091)]),
+    ("labels", replace(RULES, use_ip_from_label="com.example.absent"),
+     [("host-a:labels:80", "from-label", HOST_IP, 28091)]),
 ])
 def test_ports_names_ids_and_ips(case: str, rules: Rules, expected: list[tuple[str, str, str, int]]) -> None:
     derivation = derive(inspect(case), rules)
@@ -255,6 +258,6 @@ def test_every_derived_state_can_be_published(case: str, rules: Rules) -> None:
     state = ContainerState(host="host-a", container_id=document["Id"], container_name=document["Name"],
                            phase=Phase.RUNNING, status=InstanceStatus.UP, services=derivation.services)
     assert ContainerState.model_validate_json(state.model_dump_json()) == state
-    for culprit in ("label SERVICE_EUREKA_METADATA_A:", "label 'SERVICE_\\udcfe':", "label 'com.amazonaws.ecs.\\udcfd':",
-                    "env SERVICE_EUREKA_METADATA_B:"):
+    for culprit in ("label SERVICE_EUREKA_METADATA_A:", "label 'SERVICE_\\udcfe':",
+                    "label 'com.amazonaws.ecs.\\udcfd':", "env SERVICE_EUREKA_METADATA_B:"):
         assert any(culprit in problem for problem in derivation.problems), (culprit, derivation.problems)

@@ -90,12 +90,12 @@ class _Problems:
             self.items.append(item)
 
 
-def shown(name: str) -> str:
+def _shown(name: str) -> str:
     """A label or variable name as it can safely be logged: quoted and escaped when not printable."""
     return name if name.isprintable() else repr(name)
 
 
-def unfit_text(text: str, *, max_length: int) -> str | None:
+def _unfit_text(text: str, *, max_length: int) -> str | None:
     """Why `text` cannot be sent on to Eureka, or None when it can."""
     if len(text) > max_length:
         return f"{len(text)} characters, over {max_length}"
@@ -128,12 +128,12 @@ def split_tags(raw: str) -> list[str]:
 
 def service_settings(labels: Mapping[str, str], env: list[str]) -> dict[str, _Setting]:
     """Every `SERVICE_*` setting of a container, keyed by its name; environment wins over labels."""
-    settings = {key: _Setting(value, f"label {shown(key)}") for key, value in labels.items()
+    settings = {key: _Setting(value, f"label {_shown(key)}") for key, value in labels.items()
                 if key.startswith(PREFIX)}
     for entry in env:
         key, sep, value = entry.partition("=")
         if sep and key.startswith(PREFIX):
-            settings[key] = _Setting(value, f"env {shown(key)}")
+            settings[key] = _Setting(value, f"env {_shown(key)}")
     return settings
 
 
@@ -142,7 +142,7 @@ def container_attributes(settings: Mapping[str, _Setting], problems: _Problems) 
     left out."""
     attributes = _Attributes()
     for name, setting in sorted(settings.items()):
-        reason = unfit_text(name, max_length=MAX_KEY_LENGTH) or unfit_text(setting.value,
+        reason = _unfit_text(name, max_length=MAX_KEY_LENGTH) or _unfit_text(setting.value,
                                                                              max_length=MAX_VALUE_LENGTH)
         if reason:
             problems.add(setting.origin, f"{reason}; ignored")
@@ -172,7 +172,7 @@ def _bool_attr(attrs: Mapping[str, _Setting], key: str, problems: _Problems, *, 
         return when_invalid
 
 
-def container_ip(container: Mapping[str, Any]) -> str:
+def _container_ip(container: Mapping[str, Any]) -> str:
     """The container's own IP: on the default bridge, else on one of its networks ('' with none)."""
     network_settings = container.get("NetworkSettings") or {}
     ip = network_settings.get("IPAddress") or ""
@@ -216,7 +216,7 @@ def _image_base_name(image: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Container:
+class _ContainerFacts:
     """What every port of one container shares."""
 
     document: Mapping[str, Any]
@@ -249,8 +249,9 @@ def derive_services(container: Mapping[str, Any], rules: Rules, resolved_host_ip
                          "the container whose network it shares cannot be inspected; not registered")
             return Derivation((), tuple(problems.items))
         # A container on the host's network has no IP of its own: the host IP below applies.
-        ip_override = container_ip(network_container) or ip_override
-    shared = _Container(container, attributes, container_ip(container), ip_override, _ecs_attrs(labels, problems))
+        ip_override = _container_ip(network_container) or ip_override
+    facts = _ContainerFacts(container, attributes, _container_ip(container), ip_override,
+                            _ecs_attrs(labels, problems))
 
     candidates = []
     for port in _ports(container):
@@ -260,7 +261,7 @@ def derive_services(container: Mapping[str, Any], rules: Rules, resolved_host_ip
             candidates.append((port, attrs, from_port, use_exposed))
     services = []
     for port, attrs, from_port, use_exposed in candidates:
-        record = _service(shared, port, attrs, from_port, use_exposed, rules, resolved_host_ip,
+        record = _service(facts, port, attrs, from_port, use_exposed, rules, resolved_host_ip,
                           is_group=len(candidates) > 1, problems=problems)
         if record is not None:
             services.append(record)
@@ -276,7 +277,7 @@ def _labelled_ip(labels: Mapping[str, str], label: str | None, problems: _Proble
     try:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
-        problems.add(f"label {shown(label or '')}", f"{raw!r} is not an IP address; ignored")
+        problems.add(f"label {_shown(label or '')}", f"{raw!r} is not an IP address; ignored")
         return None
 
 
@@ -285,18 +286,18 @@ def _ecs_attrs(labels: Mapping[str, str], problems: _Problems) -> dict[str, str]
     for key, value in labels.items():
         if ECS_LABEL_MARK not in key:
             continue
-        reason = unfit_text(key, max_length=MAX_KEY_LENGTH) or unfit_text(value, max_length=MAX_VALUE_LENGTH)
+        reason = _unfit_text(key, max_length=MAX_KEY_LENGTH) or _unfit_text(value, max_length=MAX_VALUE_LENGTH)
         if reason:
-            problems.add(f"label {shown(key)}", f"{reason}; ignored")
+            problems.add(f"label {_shown(key)}", f"{reason}; ignored")
         else:
             attrs[key] = value
     return attrs
 
 
-def _service(container: _Container, port: _Port, attrs: Mapping[str, _Setting], from_port: frozenset[str],
+def _service(facts: _ContainerFacts, port: _Port, attrs: Mapping[str, _Setting], from_port: frozenset[str],
              use_exposed: bool, rules: Rules, resolved_host_ip: str | None, *, is_group: bool,
              problems: _Problems) -> ServiceRecord | None:
-    document = container.document
+    document = facts.document
     if _bool_attr(attrs, "ignore", problems, when_invalid=True):
         return None
     if rules.require_label and not _bool_attr(attrs, "register", problems, when_invalid=False):
@@ -315,8 +316,8 @@ def _service(container: _Container, port: _Port, attrs: Mapping[str, _Setting], 
             return None
         host_ip = resolved_host_ip
     # A container without an IP of its own (host networking) is reached on the host's IP.
-    ip = (container.own_ip or host_ip) if rules.internal else host_ip
-    ip = container.ip_override or ip
+    ip = (facts.own_ip or host_ip) if rules.internal else host_ip
+    ip = facts.ip_override or ip
     number = port.exposed_port if rules.internal or use_exposed else int(port.host_port)
 
     container_name = document.get("Name") or ""
@@ -330,7 +331,7 @@ def _service(container: _Container, port: _Port, attrs: Mapping[str, _Setting], 
         service_id = attrs["id"].value
 
     plain_attrs = {key: setting.value for key, setting in attrs.items() if key not in ("id", "tags", "name")}
-    plain_attrs.update(container.ecs_attrs)
+    plain_attrs.update(facts.ecs_attrs)
     return ServiceRecord(
         service_id=service_id,
         name=name,
