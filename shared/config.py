@@ -95,6 +95,12 @@ def _readable_file(raw: str) -> str:
     return raw
 
 
+def _host_name(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}", raw):
+        raise ValueError("expected a host name (letters, digits, '.', '_', '-')")
+    return raw
+
+
 def _log_level(raw: str) -> str:
     level = raw.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -158,7 +164,7 @@ COMMON = (REDIS_URL, LOG_LEVEL, RETRY_ATTEMPTS, RETRY_INTERVAL)
 
 WATCHER_OPTIONS = COMMON + (
     Option("docker-host", "DOCKER_HOST", _text, "unix:///var/run/docker.sock", "Docker Engine API address"),
-    Option("hostname", "REGISTRATOR_HOSTNAME", _text, None,
+    Option("hostname", "REGISTRATOR_HOSTNAME", _host_name, None,
            "this host's name, first part of service IDs (default: the machine's hostname)"),
     Option("ip", "REGISTRATOR_IP", _ip_address, None, "IP for ports mapped to the host"),
     Option("internal", "REGISTRATOR_INTERNAL", parse_bool, False,
@@ -191,6 +197,8 @@ WATCHER_OPTIONS = COMMON + (
     Option("cleanup", "REGISTRATOR_CLEANUP", parse_bool, False,
            "after each re-sync, remove Eureka instances this host registered for containers it no longer has",
            switch=True),
+    Option("ec2-metadata-url", "EC2_METADATA_URL", _http_url, "http://169.254.169.254",
+           "EC2 instance metadata service, asked when a service sets eureka_datacenterinfo_auto_populate"),
 )
 
 REGISTRAR_OPTIONS = COMMON + (EUREKA_URL, EUREKA_TIMEOUT, EUREKA_CA_BUNDLE)
@@ -237,6 +245,7 @@ class WatcherConfig(CommonConfig):
     ip_lookup_interval: int
     exit_on_ip_lookup_failure: bool
     cleanup: bool
+    ec2_metadata_url: str
 
 
 @dataclass(frozen=True)

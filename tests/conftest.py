@@ -121,17 +121,22 @@ def start_watcher(components: Components, env: dict[str, str], *args: str, name:
     return watcher
 
 
+def start_system(components: Components, env: dict[str, str], redis_url: str, *watcher_args: str) -> Process:
+    """A registrar, a heartbeater and a watcher (with `watcher_args`), all with `env`; returns the watcher."""
+    components.start("registrar", env=env)
+    components.start("heartbeater", env=env)
+    rq_connection = redis.Redis.from_url(redis_url)
+    wait_until(lambda: len(Worker.all(connection=rq_connection)) == 2, 20, "registrar and heartbeater workers")
+    return start_watcher(components, env, *watcher_args)
+
+
 @pytest.fixture
 def system(request: pytest.FixtureRequest, components: Components, eureka: DevEureka, docker_engine: DockerEngine,
            docker_client: docker.DockerClient, redis_client: redis.Redis, redis_url: str) -> SimpleNamespace:
     """The whole system; a test's `watcher_args` marker adds flags to the watcher."""
     env = {"EUREKA_URL": eureka.url, "DOCKER_HOST": docker_engine.host}
-    components.start("registrar", env=env)
-    components.start("heartbeater", env=env)
-    rq_connection = redis.Redis.from_url(redis_url)
-    wait_until(lambda: len(Worker.all(connection=rq_connection)) == 2, 20, "registrar and heartbeater workers")
     marker = request.node.get_closest_marker("watcher_args")
-    watcher = start_watcher(components, env, *(marker.args if marker else ()))
+    watcher = start_system(components, env, redis_url, *(marker.args if marker else ()))
     return SimpleNamespace(env=env, watcher=watcher, eureka=eureka, docker=docker_client, redis=redis_client,
                            components=components, docker_engine=docker_engine)
 

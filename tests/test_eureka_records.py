@@ -7,11 +7,10 @@ import xml.etree.ElementTree as ElementTree
 from types import SimpleNamespace
 
 import docker
-import redis
 from py_eureka_client.eureka_client import EurekaClient
-from rq import Worker
 
-from tests.conftest import HOST, HOST_IP, Components, run_web, start_watcher
+from tests.conftest import HOST, HOST_IP, Components, run_web, start_system
+from tests.imds import MetadataService
 from tests.support import DevEureka, DockerEngine, free_port, wait_until
 
 HOSTILE_VALUE = "<script>alert('x')</script> & \"quoted\" ]]> &amp;"
@@ -97,10 +96,7 @@ def test_first_eureka_refusing_connections_fails_over_to_the_second(
         components: Components, eureka: DevEureka, docker_engine: DockerEngine,
         docker_client: docker.DockerClient, redis_url: str) -> None:
     env = {"EUREKA_URL": f"http://127.0.0.1:{free_port()}/eureka,{eureka.url}", "DOCKER_HOST": docker_engine.host}
-    components.start("registrar", env=env)
-    components.start("heartbeater", env=env)
-    wait_until(lambda: len(Worker.all(connection=redis.Redis.from_url(redis_url))) == 2, 20, "workers")
-    start_watcher(components, env)
+    start_system(components, env, redis_url)
 
     port = free_port()
     run_web(docker_client, "web1", port, environment={"SERVICE_EUREKA_LEASEINFO_RENEWALINTERVALINSECS": "1"})
@@ -108,3 +104,42 @@ def test_first_eureka_refusing_connections_fails_over_to_the_second(
     first = wait_until(lambda: eureka.instance("WEB", instance_id), 3, "registration through the second URL")
     wait_until(lambda: eureka.instance("WEB", instance_id)["leaseInfo"]["lastRenewalTimestamp"]
                > first["leaseInfo"]["lastRenewalTimestamp"], 5, "a heartbeat through the second URL")
+
+
+def test_auto_populate_takes_the_hosts_ec2_metadata(
+        components: Components, eureka: DevEureka, docker_engine: DockerEngine,
+        docker_client: docker.DockerClient, redis_url: str) -> None:
+    env = {"EUREKA_URL": eureka.url, "DOCKER_HOST": docker_engine.host}
+    with MetadataService() as metadata_service:
+        watcher = start_system(components, env, redis_url, "-ec2-metadata-url", metadata_service.url)
+        port, plain_port = free_port(), free_port()
+        run_web(docker_client, "web1", port, environment={"SERVICE_EUREKA_DATACENTERINFO_AUTO_POPULATE": "true",
+                                                          "SERVICE_EUREKA_REGISTER_AWS_PUBLIC_IP": "true"})
+        run_web(docker_client, "plain", plain_port)
+
+        instance = wait_until(lambda: eureka.instance("WEB", f"ip-10-0-0-5.ec2.internal_{port}"), 3,
+                              "WEB registered under the EC2 local hostname")
+        assert (instance["hostName"], instance["ipAddr"], instance["vipAddress"]) == (
+            "ip-10-0-0-5.ec2.internal", "3.4.5.6", "3.4.5.6")
+        assert instance["metadata"]["aws-instance-id"] == "i-0123456789abcdef0"
+        assert instance["dataCenterInfo"]["metadata"]["availability-zone"] == "us-east-1a"
+        assert instance["dataCenterInfo"]["metadata"]["instance-id"] == f"ip-10-0-0-5.ec2.internal_{port}"
+        assert wait_until(lambda: eureka.instance("WEB", f"{HOST_IP}_{plain_port}"), 3, "the plain container")
+        token_requests = [r for r in metadata_service.requests if r.startswith("PUT")]
+        assert len(token_requests) == 1  # asked once, then cached
+    assert "EC2 metadata" not in watcher.log()
+
+
+def test_auto_populate_without_a_metadata_service_registers_with_the_defaults(
+        components: Components, eureka: DevEureka, docker_engine: DockerEngine,
+        docker_client: docker.DockerClient, redis_url: str) -> None:
+    env = {"EUREKA_URL": eureka.url, "DOCKER_HOST": docker_engine.host}
+    watcher = start_system(components, env, redis_url, "-ec2-metadata-url", f"http://127.0.0.1:{free_port()}")
+    port = free_port()
+    run_web(docker_client, "web1", port, environment={"SERVICE_EUREKA_DATACENTERINFO_AUTO_POPULATE": "true"})
+
+    instance = wait_until(lambda: eureka.instance("WEB", f"{HOST_IP}_{port}"), 5, "WEB registered with defaults")
+    assert "aws-instance-id" not in instance["metadata"]
+    assert "EC2 metadata: GET" in watcher.log() or "EC2 metadata: PUT" in watcher.log()
+    registrar_log = next(p for p in components.started if p.name == "registrar").log()
+    assert "attribute eureka_datacenterinfo_auto_populate: no EC2 metadata from the host" in registrar_log

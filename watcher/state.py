@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 from typing import Any, Mapping
 
-from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
+from shared.models import ContainerState, Ec2Metadata, InstanceStatus, Phase, ServiceRecord
 
 # `docker kill` with one of these means the container is on its way out; other signals (HUP, USR1 ...)
 # are commonly used to ask for a reload and change nothing.
@@ -33,9 +33,10 @@ def exited_successfully(container: Mapping[str, Any]) -> bool:
 
 
 def container_state(container: Mapping[str, Any], services: tuple[ServiceRecord, ...], *, host: str,
-                    stopping: bool, deregister: str) -> ContainerState:
+                    stopping: bool, deregister: str, ec2: Ec2Metadata | None = None) -> ContainerState:
     """The state to publish for a container, given the service records derived from it, whether a
-    terminating signal was sent to it, and the `--deregister` policy."""
+    terminating signal was sent to it, the `--deregister` policy and the host's EC2 metadata (when
+    its services need it)."""
     state = container.get("State") or {}
     identity = {"host": host, "container_id": container["Id"], "container_name": container.get("Name") or ""}
     if not state.get("Running"):
@@ -46,4 +47,4 @@ def container_state(container: Mapping[str, Any], services: tuple[ServiceRecord,
     else:
         health = ((state.get("Health") or {}).get("Status") or "").lower()
         status = _HEALTH_STATUS.get(health, InstanceStatus.UP)
-    return ContainerState(**identity, phase=Phase.RUNNING, status=status, services=services)
+    return ContainerState(**identity, phase=Phase.RUNNING, status=status, services=services, ec2=ec2)

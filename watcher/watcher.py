@@ -31,10 +31,12 @@ from rq import Queue
 
 from shared import keys, queues
 from shared.config import WatcherConfig
-from shared.models import ContainerState
+from shared.instance import wants_ec2_metadata
+from shared.models import ContainerState, Ec2Metadata, ServiceRecord
 from shared.periodic import every
 from shared.store import Store
 from watcher import hostip
+from watcher.ec2 import Ec2MetadataClient, Ec2MetadataError
 from watcher.services import CONTAINER_NETWORK_PREFIX, Derivation, Rules, derive_services, network_mode
 from watcher.state import container_state, is_terminating_signal
 
@@ -87,6 +89,7 @@ class Watcher:
                            internal=settings.internal, use_ip_from_label=settings.use_ip_from_label or None,
                            tags=settings.tags, require_label=settings.require_label,
                            name_from_image=settings.name_from_image)
+        self.ec2 = Ec2MetadataClient(settings.ec2_metadata_url)
         self.stop = threading.Event()
         self._work: queue.Queue[Resync | NewHostIp | Event] = queue.Queue()
         self._stopping: set[str] = set()
@@ -211,10 +214,20 @@ class Watcher:
             derivation = derive_services(container, self.rules, self._resolved_host_ip,
                                          self._network_container(container))
         state = container_state(container, derivation.services, host=self.settings.hostname,
-                                stopping=container_id in self._stopping, deregister=self.settings.deregister)
+                                stopping=container_id in self._stopping, deregister=self.settings.deregister,
+                                ec2=self._ec2_metadata(derivation.services))
         if self._publish(container_id, state, force=force) or force:
             for problem in derivation.problems:
                 log.error("%s", problem)
+
+    def _ec2_metadata(self, services: tuple[ServiceRecord, ...]) -> Ec2Metadata | None:
+        """The host's EC2 metadata when a service asks for it; None (already logged) when unavailable."""
+        if not any(wants_ec2_metadata(record) for record in services):
+            return None
+        try:
+            return self.ec2.metadata()
+        except Ec2MetadataError:
+            return None
 
     def renew_liveness(self) -> None:
         running = {entry["Id"] for entry in self.docker.api.containers()}
