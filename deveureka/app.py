@@ -173,37 +173,41 @@ def cancel(app_name: str, instance_id: str) -> Response:
 
 @eureka.put("/apps/<app_name>/<instance_id>/status")
 def set_status(app_name: str, instance_id: str) -> Response:
-    app = app_name.upper()
-    if _state().registry.instance(app, instance_id) is None:
-        return _empty(404)
-    try:
-        status = parse_status(request.args.get("value"))
-        client_dirty_ts = parse_timestamp(
-            request.args.get("lastDirtyTimestamp"), "lastDirtyTimestamp"
-        )
-    except InvalidInput as exc:
-        return _refuse(400, f"status {app}/{instance_id}", exc)
-    if not _state().registry.set_status(app, instance_id, status, client_dirty_ts):
-        return _empty(404)
-    log.info("status %s/%s: override %s", app, instance_id, status)
-    return _empty(200)
+    return _change_status(app_name, instance_id, None, _state().registry.set_status, "override")
 
 
 @eureka.delete("/apps/<app_name>/<instance_id>/status")
 def delete_status_override(app_name: str, instance_id: str) -> Response:
+    return _change_status(
+        app_name,
+        instance_id,
+        UNKNOWN,
+        _state().registry.delete_status_override,
+        "override removed, status",
+    )
+
+
+def _change_status(
+    app_name: str,
+    instance_id: str,
+    default: str | None,
+    change: Callable[[str, str, str, int | None], bool],
+    what: str,
+) -> Response:
+    """PUT and DELETE .../status: `value` (or `default`) and `lastDirtyTimestamp` from the query."""
     app = app_name.upper()
     if _state().registry.instance(app, instance_id) is None:
         return _empty(404)
     try:
-        status = parse_status(request.args.get("value", UNKNOWN))
+        status = parse_status(request.args.get("value", default))
         client_dirty_ts = parse_timestamp(
             request.args.get("lastDirtyTimestamp"), "lastDirtyTimestamp"
         )
     except InvalidInput as exc:
         return _refuse(400, f"status {app}/{instance_id}", exc)
-    if not _state().registry.delete_status_override(app, instance_id, status, client_dirty_ts):
+    if not change(app, instance_id, status, client_dirty_ts):
         return _empty(404)
-    log.info("status %s/%s: override removed, status %s", app, instance_id, status)
+    log.info("status %s/%s: %s %s", app, instance_id, what, status)
     return _empty(200)
 
 

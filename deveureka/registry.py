@@ -76,11 +76,9 @@ class Registry:
     ) -> bool:
         """PUT .../status: records an override; setting the current status changes nothing."""
         with self._lock:
-            instance = self._get(app, instance_id)
+            instance, now = self._touch(app, instance_id)
             if instance is None:
                 return False
-            now = self.now_ms()
-            instance.lease.last_renewal_ts = now
             if instance.status != status:
                 if status == UP and instance.lease.service_up_ts == 0:
                     instance.lease.service_up_ts = now
@@ -95,16 +93,22 @@ class Registry:
     ) -> bool:
         """DELETE .../status: drops the override and sets ``status``; a no-op without one."""
         with self._lock:
-            instance = self._get(app, instance_id)
+            instance, now = self._touch(app, instance_id)
             if instance is None:
                 return False
-            now = self.now_ms()
-            instance.lease.last_renewal_ts = now
             if self._overrides.pop((app, instance_id), None) is not None:
                 instance.overridden_status = UNKNOWN
                 instance.status = status
                 self._modified(instance, client_dirty_ts, now)
             return True
+
+    def _touch(self, app: str, instance_id: str) -> tuple[Instance | None, int]:
+        """The instance, its lease renewed as Netflix renews it on a status request, and the time."""
+        instance = self._get(app, instance_id)
+        now = self.now_ms()
+        if instance is not None:
+            instance.lease.last_renewal_ts = now
+        return instance, now
 
     def merge_metadata(self, app: str, instance_id: str, items: dict[str, str]) -> bool:
         """PUT .../metadata: merges, then re-registers the instance as Netflix does."""

@@ -34,17 +34,11 @@ def container_id_if_from(instance: dict[str, Any], host: str) -> str | None:
     return metadata.get("container-id") or None
 
 
-def _instances(application: dict[str, Any]) -> list[dict[str, Any]]:
-    # Eureka's JSON gives a lone instance as an object rather than a list.
-    instances = application.get("instance") or []
-    return [instances] if isinstance(instances, dict) else instances
-
-
 def remove_dangling(host: str, store: Store, eureka: EurekaClient) -> list[str]:
     """Delete `host`'s instances whose container Redis does not know; returns their instance keys."""
     removed = []
     for application in eureka.applications():
-        for listed in _instances(application):
+        for listed in application["instance"]:
             container_id = container_id_if_from(listed, host)
             if container_id is None or store.is_host_source(keys.source(host, container_id)):
                 continue

@@ -63,6 +63,12 @@ class EurekaServer:
         return cls(urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), auth)
 
 
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, dict) else list(value)
+
+
 def _path(*segments: str) -> str:
     return "/" + "/".join(quote(segment, safe="") for segment in segments)
 
@@ -113,11 +119,12 @@ class EurekaClient:
         return None if response is None else self._body(response, "instance")
 
     def applications(self) -> list[dict[str, Any]]:
-        """Every application with its instances (`[{"name": ..., "instance": [...]}, ...]`)."""
+        """Every application with its instances (`[{"name": ..., "instance": [...]}, ...]`; some servers
+        give a lone application or instance as an object rather than a list: here it is always a list)."""
         response = self._request("GET", _path("apps"))
         assert response is not None
-        applications = self._body(response, "applications").get("application", [])
-        return [applications] if isinstance(applications, dict) else applications
+        applications = _as_list(self._body(response, "applications").get("application"))
+        return [{**application, "instance": _as_list(application.get("instance"))} for application in applications]
 
     def _body(self, response: requests.Response, root: str) -> Any:
         try:

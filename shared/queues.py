@@ -26,15 +26,11 @@ def registrar_queue(connection: redis.Redis) -> Queue:
     return Queue(REGISTRAR_QUEUE, connection=connection)
 
 
-def heartbeat_queue(connection: redis.Redis) -> Queue:
-    return Queue(HEARTBEAT_QUEUE, connection=connection)
-
-
 def enqueue_reconcile(queue: Queue, source: str, *, force: bool = False) -> Job:
     """Ask a registrar to make Eureka match `source`'s wanted state (`force`: re-register even if
     Redis says it is registered already)."""
     return queue.enqueue(RECONCILE_JOB, source, force, job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL,
-                  failure_ttl=FAILURE_TTL, description=f"reconcile {source}")
+                         failure_ttl=FAILURE_TTL, description=f"reconcile {source}")
 
 
 def enqueue_cleanup(queue: Queue, host: str) -> Job:
@@ -46,4 +42,4 @@ def enqueue_cleanup(queue: Queue, host: str) -> Job:
 
 def enqueue_heartbeats(queue: Queue, instance_keys: list[str]) -> Job:
     return queue.enqueue(HEARTBEAT_JOB, instance_keys, job_timeout=JOB_TIMEOUT, result_ttl=0,
-                  failure_ttl=FAILURE_TTL, description=f"heartbeat {len(instance_keys)} instances")
+                         failure_ttl=FAILURE_TTL, description=f"heartbeat {len(instance_keys)} instances")

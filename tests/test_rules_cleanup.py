@@ -1,5 +1,5 @@
-"""-cleanup's decisions (registrar/cleanup.py) on a real Redis, with an in-memory Eureka that can change
-between the listing and the deletion, as a concurrent registration would make it."""
+"""-cleanup's decisions (registrar/cleanup.py) on a real Redis and the dev Eureka over HTTP. The client
+can run a step between the listing and the re-read of an instance, as a concurrent registration would."""
 
 from __future__ import annotations
 
@@ -11,39 +11,32 @@ import redis
 
 from registrar.cleanup import container_id_if_from, remove_dangling
 from shared import keys
+from shared.eureka import EurekaClient
 from shared.models import ContainerState, InstanceStatus, Phase
 from shared.store import Store
+from tests.support import DevEureka
 
 HOST = "host-a"
 KNOWN, GONE = "a" * 64, "b" * 64
 
 
-class MemoryEureka:
-    """The part of EurekaClient cleanup uses; `before_read` runs before each single-instance read."""
+class SteppingEurekaClient(EurekaClient):
+    """The real client; `before_read` runs before each single-instance read."""
 
-    def __init__(self, instances: list[dict[str, Any]]) -> None:
-        self.instances = {(item["app"], item["instanceId"]): item for item in instances}
-        self.deleted: list[str] = []
+    def __init__(self, url: str) -> None:
+        super().__init__([url])
         self.before_read: Callable[[], None] = lambda: None
-
-    def applications(self) -> list[dict[str, Any]]:
-        apps: dict[str, list[dict[str, Any]]] = {}
-        for (app, _), item in self.instances.items():
-            apps.setdefault(app, []).append(item)
-        # A lone instance comes as an object, as in Netflix Eureka's JSON.
-        return [{"name": app, "instance": items[0] if len(items) == 1 else items} for app, items in apps.items()]
 
     def instance(self, app: str, instance_id: str) -> dict[str, Any] | None:
         self.before_read()
-        return self.instances.get((app, instance_id))
-
-    def deregister(self, app: str, instance_id: str) -> bool:
-        self.deleted.append(f"{app}/{instance_id}")
-        return self.instances.pop((app, instance_id), None) is not None
+        return super().instance(app, instance_id)
 
 
 def instance(app: str, instance_id: str, **metadata: str) -> dict[str, Any]:
-    return {"app": app, "instanceId": instance_id, "metadata": metadata}
+    return {"instanceId": instance_id, "hostName": instance_id.split("_")[0], "app": app,
+            "ipAddr": instance_id.split("_")[0], "status": "UP", "port": {"$": 80, "@enabled": "true"},
+            "dataCenterInfo": {"@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo", "name": "MyOwn"},
+            "metadata": metadata}
 
 
 def publish(store: Store, container_id: str) -> None:
@@ -57,37 +50,46 @@ def store(redis_client: redis.Redis) -> Store:
     return Store(redis_client)
 
 
-def test_only_this_hosts_instances_of_unknown_containers_are_deleted(store: Store) -> None:
+@pytest.fixture
+def client(eureka: DevEureka) -> SteppingEurekaClient:
+    return SteppingEurekaClient(eureka.url)
+
+
+def registered(client: EurekaClient) -> set[str]:
+    return {f"{app['name']}/{item['instanceId']}" for app in client.applications() for item in app["instance"]}
+
+
+def test_only_this_hosts_instances_of_unknown_containers_are_deleted(store: Store,
+                                                                      client: SteppingEurekaClient) -> None:
     publish(store, KNOWN)
-    eureka = MemoryEureka([
-        instance("WEB", "10.0.0.5_1", **{"docker-host": HOST, "container-id": GONE}),
-        instance("WEB", "10.0.0.5_2", **{"docker-host": HOST, "container-id": KNOWN}),
-        instance("WEB", "10.0.0.6_1", **{"docker-host": "host-b", "container-id": GONE}),
-        instance("API", "10.0.0.7_1"),
-        instance("ALB", "alb.example_443", **{"docker-host": HOST, "container-id": ""}),
-    ])
+    for item in (instance("WEB", "10.0.0.5_1", **{"docker-host": HOST, "container-id": GONE}),
+                 instance("WEB", "10.0.0.5_2", **{"docker-host": HOST, "container-id": KNOWN}),
+                 instance("WEB", "10.0.0.6_1", **{"docker-host": "host-b", "container-id": GONE}),
+                 instance("API", "10.0.0.7_1"),
+                 instance("ALB", "10.0.0.8_443", **{"docker-host": HOST, "container-id": ""})):
+        client.register(item)
 
-    assert remove_dangling(HOST, store, eureka) == ["WEB/10.0.0.5_1"]
-    assert eureka.deleted == ["WEB/10.0.0.5_1"]
-
-
-def test_a_container_published_meanwhile_keeps_its_instance(store: Store) -> None:
-    eureka = MemoryEureka([instance("WEB", "10.0.0.5_1", **{"docker-host": HOST, "container-id": GONE})])
-    eureka.before_read = lambda: publish(store, GONE)
-
-    assert remove_dangling(HOST, store, eureka) == []
+    assert remove_dangling(HOST, store, client) == ["WEB/10.0.0.5_1"]
+    assert registered(client) == {"WEB/10.0.0.5_2", "WEB/10.0.0.6_1", "API/10.0.0.7_1", "ALB/10.0.0.8_443"}
 
 
-def test_an_instance_registered_again_meanwhile_for_a_known_container_is_kept(store: Store) -> None:
+def test_a_container_published_meanwhile_keeps_its_instance(store: Store, client: SteppingEurekaClient) -> None:
+    client.register(instance("WEB", "10.0.0.5_1", **{"docker-host": HOST, "container-id": GONE}))
+    client.before_read = lambda: publish(store, GONE)
+
+    assert remove_dangling(HOST, store, client) == []
+    assert registered(client) == {"WEB/10.0.0.5_1"}
+
+
+def test_an_instance_registered_again_meanwhile_for_a_known_container_is_kept(
+        store: Store, client: SteppingEurekaClient) -> None:
     publish(store, KNOWN)
-    eureka = MemoryEureka([instance("WEB", "10.0.0.5_1", **{"docker-host": HOST, "container-id": GONE})])
+    client.register(instance("WEB", "10.0.0.5_1", **{"docker-host": HOST, "container-id": GONE}))
+    client.before_read = lambda: client.register(
+        instance("WEB", "10.0.0.5_1", **{"docker-host": HOST, "container-id": KNOWN}))
 
-    def registered_again() -> None:
-        eureka.instances[("WEB", "10.0.0.5_1")] = instance("WEB", "10.0.0.5_1", **{"docker-host": HOST,
-                                                                                 "container-id": KNOWN})
-
-    eureka.before_read = registered_again
-    assert remove_dangling(HOST, store, eureka) == []
+    assert remove_dangling(HOST, store, client) == []
+    assert registered(client) == {"WEB/10.0.0.5_1"}
 
 
 @pytest.mark.parametrize(("metadata", "container_id"), [
