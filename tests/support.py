@@ -18,9 +18,15 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
-# The private engine gets a bridge of its own so it never fights a Docker engine already on the machine.
-TEST_BRIDGE = "regtest0"
-TEST_BRIDGE_CIDR = "172.31.250.1/24"
+
+
+def free_bridge_address() -> str:
+    """A gateway address on a 172.31.x.0/24 that no interface of this machine uses yet."""
+    shown = subprocess.run(["ip", "-o", "-4", "addr", "show"], check=True, capture_output=True, text=True).stdout
+    for third in range(250, 0, -1):
+        if f" 172.31.{third}." not in shown:
+            return f"172.31.{third}.1/24"
+    raise RuntimeError("no free 172.31.x.0/24 for the test Docker engine's bridge")
 
 
 def free_port() -> int:
@@ -128,17 +134,18 @@ class DockerEngine:
         # Short path: a unix socket path must fit in 108 bytes.
         self.dir = Path(tempfile.mkdtemp(prefix="regd-", dir="/tmp"))
         self.host = f"unix://{self.dir}/docker.sock"
+        # A bridge of its own (not docker0) and no iptables rules: it never fights another engine or test run.
+        self.bridge = f"regt{os.getpid() % 10**8}"
         self.process = Process("dockerd", [
             require_program("dockerd"), "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "exec"),
-            "-H", self.host, "--pidfile", str(self.dir / "pid"), "--bridge", TEST_BRIDGE,
+            "-H", self.host, "--pidfile", str(self.dir / "pid"), "--bridge", self.bridge,
             "--iptables=false", "--ip-masq=false",
         ], self.dir)
 
     def start(self) -> DockerEngine:
-        subprocess.run(["ip", "link", "del", TEST_BRIDGE], capture_output=True)
-        for command in (["ip", "link", "add", TEST_BRIDGE, "type", "bridge"],
-                        ["ip", "addr", "add", TEST_BRIDGE_CIDR, "dev", TEST_BRIDGE],
-                        ["ip", "link", "set", TEST_BRIDGE, "up"]):
+        for command in (["ip", "link", "add", self.bridge, "type", "bridge"],
+                        ["ip", "addr", "add", free_bridge_address(), "dev", self.bridge],
+                        ["ip", "link", "set", self.bridge, "up"]):
             subprocess.run(command, check=True, capture_output=True)
         try:
             self._import_busybox(self.start_daemon())
@@ -171,7 +178,7 @@ class DockerEngine:
 
     def stop(self) -> None:
         self.stop_daemon()
-        subprocess.run(["ip", "link", "del", TEST_BRIDGE], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -87,13 +87,15 @@ def test_restarted_eureka_gets_instances_back_through_heartbeat_404(system: Simp
     port = free_port()
     run_web(system.docker, "web1", port, environment=FAST_LEASE)
     instance_id = f"{HOST_IP}_{port}"
-    wait_until(lambda: system.eureka.instance("WEB", instance_id), 2, "WEB in Eureka")
+    before = wait_until(lambda: system.eureka.instance("WEB", instance_id), 2, "WEB in Eureka")
 
-    system.eureka.restart()
-    assert system.eureka.instance("WEB", instance_id) is None
+    system.eureka.restart()  # a new process: an empty registry
 
     instance = wait_until(lambda: system.eureka.instance("WEB", instance_id), 5, "WEB re-registered after a 404")
+    assert instance["leaseInfo"]["registrationTimestamp"] > before["leaseInfo"]["registrationTimestamp"]
     assert instance["metadata"]["container-name"] == "/web1"
+    heartbeater = next(p for p in system.components.started if p.name == "heartbeater")
+    assert f"re-registered WEB/{instance_id}: Eureka answered 404 to its heartbeat" in heartbeater.log()
 
 
 def test_py_eureka_client_discovers_a_registered_container(system: SimpleNamespace) -> None:
