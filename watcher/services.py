@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from shared.config import parse_bool
+from shared.instance import is_xml_text
 from shared.models import ServiceRecord
 
 PREFIX = "SERVICE_"
@@ -27,10 +28,8 @@ WILDCARD_HOST_IPS = ("", "0.0.0.0", "::")
 HOST_IP_NETWORK_MODES = ("bridge", "default", "host", "")
 NO_NETWORK_MODE = "none"
 CONTAINER_NETWORK_PREFIX = "container:"
-# What cannot travel to Eureka: lone surrogates (bytes that were not UTF-8, as Python decodes them),
-# U+FFFD (what Docker puts in place of such bytes) and characters XML 1.0 cannot carry.
+# Bytes that were not UTF-8: lone surrogates (as Python decodes them) or U+FFFD (what Docker puts in their place).
 NOT_UTF8 = re.compile("[\ud800-\udfff\ufffd]")
-NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ def _unfit_text(text: str, *, max_length: int) -> str | None:
         return f"{len(text)} characters, over {max_length}"
     if NOT_UTF8.search(text):
         return "not valid UTF-8"
-    if NOT_XML.search(text):
+    if not is_xml_text(text):
         return "contains control characters"
     return None
 
