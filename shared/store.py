@@ -130,11 +130,14 @@ class Store:
         )
         return bool(changed)
 
-    def renew_liveness(self, sources: Iterable[str], ttl: int) -> None:
+    def renew_liveness(self, host: str, sources: Iterable[str], ttl: int) -> bool:
+        """Renew the liveness entries of `host`'s `sources`. False when Redis no longer holds the host's
+        states (it restarted empty, or was flushed): the host must publish them again."""
         pipe = self.redis.pipeline(transaction=False)
         for source in sources:
             pipe.set(keys.live(source), "1", ex=ttl)
-        pipe.execute()
+        pipe.exists(keys.host_sources(host))
+        return bool(pipe.execute()[-1])
 
     def drop_liveness(self, source: str) -> None:
         self.redis.delete(keys.live(source))

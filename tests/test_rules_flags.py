@@ -98,13 +98,34 @@ def test_deregister_on_success_leaves_a_failed_container_to_lease_expiry(system:
 @pytest.mark.watcher_args("-resync", "1")
 def test_resync_republishes_what_redis_and_eureka_lost(system: SimpleNamespace) -> None:
     port = free_port()
-    run_web(system.docker, "web1", port)
+    container = run_web(system.docker, "web1", port)
+    run_web(system.docker, "web2", free_port())
     registered(system, "WEB", HOST_IP, port)
 
-    forget_everything(system)
+    # One container's state and registration are lost; the host's other state stays, so nothing but
+    # the periodic re-sync can notice.
+    source = keys.source(HOST, container.id)
+    system.redis.delete(keys.state(source), keys.source_instances(source), keys.instance(f"WEB/{HOST_IP}_{port}"))
+    system.redis.srem(keys.host_sources(HOST), source)
     eureka_delete(system, "WEB", f"{HOST_IP}_{port}")
 
     registered(system, "WEB", HOST_IP, port, timeout=6)
+
+
+def test_redis_losing_everything_makes_the_watcher_publish_again(system: SimpleNamespace) -> None:
+    port = free_port()
+    container = run_web(system.docker, "web1", port, environment=FAST_LEASE)
+    registered(system, "WEB", HOST_IP, port)
+
+    forget_everything(system)  # as a Redis restarted without persistence would
+
+    source = keys.source(HOST, container.id)
+    wait_until(lambda: system.redis.smembers(keys.source_instances(source)) == {f"WEB/{HOST_IP}_{port}"}, 6,
+               "the registration tracked again")
+    renewed = system.eureka.instance("WEB", f"{HOST_IP}_{port}")["leaseInfo"]["lastRenewalTimestamp"]
+    wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{port}")["leaseInfo"]["lastRenewalTimestamp"]
+               > renewed, 5, "heartbeats again")
+    assert "Redis lost this host's container states" in system.watcher.log()
 
 
 def test_cleanup_removes_what_this_host_left_in_eureka_while_its_watcher_was_down(system: SimpleNamespace) -> None:

@@ -232,8 +232,11 @@ class Watcher:
     def renew_liveness(self) -> None:
         running = {entry["Id"] for entry in self.docker.api.containers()}
         with self._lock:
-            self.store.renew_liveness([keys.source(self.settings.hostname, container_id)
-                                       for container_id in self._vouched & running], self.settings.ttl)
+            sources = [keys.source(self.settings.hostname, container_id) for container_id in self._vouched & running]
+            intact = self.store.renew_liveness(self.settings.hostname, sources, self.settings.ttl)
+        if sources and not intact:
+            log.warning("Redis lost this host's container states (restarted empty or flushed): full re-sync")
+            self._work.put(Resync(force=True))
 
     def _network_container(self, container: dict[str, Any]) -> dict[str, Any] | None:
         """The inspect document of the container whose network `container` shares, if it does and can be
