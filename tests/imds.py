@@ -1,10 +1,11 @@
-"""A loopback stand-in for the EC2 instance metadata service (IMDSv2): token first, then metadata."""
+"""A loopback stand-in for the EC2 instance metadata service (IMDSv2): a token first, then metadata."""
 
 from __future__ import annotations
 
 import secrets
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Mapping
+
+from tests.stub_http import Answer, LoopbackServer
 
 DEFAULT_METADATA = {
     "instance-id": "i-0123456789abcdef0",
@@ -16,48 +17,27 @@ DEFAULT_METADATA = {
 }
 
 
-class MetadataService:
-    def __init__(self, metadata: dict[str, str] | None = None) -> None:
-        self.metadata = dict(DEFAULT_METADATA if metadata is None else metadata)
+class MetadataService(LoopbackServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.url = self.base_url
+        self.metadata = dict(DEFAULT_METADATA)
         self.tokens: set[str] = set()
-        self.requests: list[str] = []
-        service = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
-                service.requests.append(f"PUT {self.path}")
-                if self.path != "/latest/api/token" or not self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
-                    return self._answer(400, "")
-                token = secrets.token_hex(8)
-                service.tokens.add(token)
-                self._answer(200, token)
-
-            def do_GET(self) -> None:  # noqa: N802
-                service.requests.append(f"GET {self.path}")
-                if self.headers.get("X-aws-ec2-metadata-token") not in service.tokens:
-                    return self._answer(401, "")
-                key = self.path.removeprefix("/latest/meta-data/")
-                if key not in service.metadata:
-                    return self._answer(404, "")
-                self._answer(200, service.metadata[key])
-
-            def _answer(self, status: int, body: str) -> None:
-                payload = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+    def answer(self, method: str, path: str, headers: Mapping[str, str]) -> Answer:
+        if method == "PUT":
+            if path != "/latest/api/token" or not headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+                return Answer(400, content_type="text/plain")
+            token = secrets.token_hex(8)
+            self.tokens.add(token)
+            return Answer(200, token, content_type="text/plain")
+        if headers.get("X-aws-ec2-metadata-token") not in self.tokens:
+            return Answer(401, content_type="text/plain")
+        key = path.removeprefix("/latest/meta-data/")
+        if key not in self.metadata:
+            return Answer(404, content_type="text/plain")
+        return Answer(200, self.metadata[key], content_type="text/plain")
 
     def __enter__(self) -> MetadataService:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()

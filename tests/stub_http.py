@@ -1,6 +1,7 @@
-"""A loopback HTTP server that answers what a test tells it to, and records what it was asked.
+"""Loopback HTTP servers that stand in for what cannot run here, and record what they were asked.
 
-For the answers a real server gives only when something is wrong: 5xx, 4xx, garbage, silence.
+`StubServer` answers what a test tells it to: the answers a real server gives only when something is
+wrong (5xx, 4xx, garbage, silence).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Mapping
 
 
 @dataclass
@@ -19,23 +21,21 @@ class Answer:
     content_type: str = "application/json"
 
 
-class StubServer:
-    """Answers `answer` to every request, or per HTTP method from `by_method` where it has one."""
+class LoopbackServer:
+    """An HTTP/1.1 server on 127.0.0.1, in a background thread while used as a context manager; each
+    request is recorded as "METHOD /path" and answered by `answer`."""
 
-    def __init__(self, answer: Answer, by_method: dict[str, Answer] | None = None) -> None:
-        self.answer = answer
-        self.by_method = by_method or {}
+    def __init__(self) -> None:
         self.requests: list[str] = []
-        stub = self
+        server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def _respond(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                stub.requests.append(f"{self.command} {self.path}")
-                answer = stub.by_method.get(self.command, stub.answer)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server.requests.append(f"{self.command} {self.path}")
+                answer = server.answer(self.command, self.path, self.headers)
                 if answer.delay:
                     time.sleep(answer.delay)
                 payload = answer.body.encode()
@@ -52,12 +52,32 @@ class StubServer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/eureka"
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> StubServer:
+    def answer(self, method: str, path: str, headers: Mapping[str, str]) -> Answer:
+        raise NotImplementedError
+
+    def __enter__(self) -> LoopbackServer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class StubServer(LoopbackServer):
+    """A Eureka stand-in at `url`: answers `default` to every request, or per HTTP method from `by_method`."""
+
+    def __init__(self, default: Answer, by_method: dict[str, Answer] | None = None) -> None:
+        super().__init__()
+        self.default = default
+        self.by_method = by_method or {}
+        self.url = f"{self.base_url}/eureka"
+
+    def answer(self, method: str, path: str, headers: Mapping[str, str]) -> Answer:
+        return self.by_method.get(method, self.default)
+
+    def __enter__(self) -> StubServer:
+        super().__enter__()
+        return self

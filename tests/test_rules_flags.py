@@ -158,13 +158,13 @@ def test_ip_lookup_source_moves_services_to_each_new_ip(system: SimpleNamespace)
         run_web(system.docker, "web1", port)
         registered(system, "WEB", HOST_IP, port)
 
-        lookup.answer = Answer(body="10.20.30.40\n", content_type="text/plain")
+        lookup.default = Answer(body="10.20.30.40\n", content_type="text/plain")
         registered(system, "WEB", "10.20.30.40", port)
         deregistered(system, "WEB", HOST_IP, port)
 
-        lookup.answer = Answer(body="garbage", content_type="text/plain")
+        lookup.default = Answer(body="garbage", content_type="text/plain")
         wait_until(lambda: "keeping the current IP" in watcher.log(), 3, "a failed lookup")
-        lookup.answer = Answer(body=" 10.20.30.41 ", content_type="text/plain")
+        lookup.default = Answer(body=" 10.20.30.41 ", content_type="text/plain")
         registered(system, "WEB", "10.20.30.41", port)
         deregistered(system, "WEB", "10.20.30.40", port)
 
