@@ -93,9 +93,6 @@ class EurekaClient:
     def from_settings(cls, settings: RegistrarConfig) -> EurekaClient:
         return cls(settings.eureka_url, settings.eureka_timeout, ca_bundle=settings.eureka_ca_bundle)
 
-    def close(self) -> None:
-        self._session.close()
-
     def register(self, instance: dict[str, Any]) -> None:
         """POST the instance (Eureka answers 204, also when it already knows the id)."""
         self._request("POST", _path("apps", instance["app"]), json={"instance": instance})
