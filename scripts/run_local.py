@@ -31,6 +31,7 @@ DEFAULT_DOCKER = "unix:///var/run/docker.sock"
 class Stack:
     def __init__(self) -> None:
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.temporary_dirs: list[Path] = []
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, quiet: bool = False) -> None:
         """Start a process; its output is prefixed onto ours, or with `quiet` goes to .run/<name>.log."""
@@ -55,6 +56,8 @@ class Stack:
                 except subprocess.TimeoutExpired:
                     process.kill()
             print(f"stopped {name}", flush=True)
+        for directory in self.temporary_dirs:
+            _remove_with_mounts(directory)
 
     def wait(self) -> None:
         while all(process.poll() is None for _, process in self.processes):
@@ -62,6 +65,15 @@ class Stack:
         for name, process in self.processes:
             if process.poll() is not None:
                 print(f"{name} exited with status {process.returncode}; stopping everything", flush=True)
+
+
+def _remove_with_mounts(directory: Path) -> None:
+    """Remove a folder, first unmounting what is mounted in it (dockerd leaves its network namespace)."""
+    for line in reversed(Path("/proc/mounts").read_text().splitlines()):
+        fields = line.split()
+        if len(fields) > 1 and fields[1].startswith(f"{directory}/"):
+            subprocess.run(["umount", fields[1]], capture_output=True)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _prefix_output(name: str, process: subprocess.Popen[bytes]) -> None:
@@ -116,6 +128,7 @@ def start_docker(stack: Stack) -> str:
     print(f"no Docker engine answers at {host}; starting a private dockerd", flush=True)
     # A unix socket path must be short (108 bytes), so the socket lives in a short temporary folder.
     runtime = Path(tempfile.mkdtemp(prefix="regrun-", dir="/tmp"))
+    stack.temporary_dirs.append(runtime)
     host = f"unix://{runtime}/docker.sock"
     stack.start("dockerd", ["dockerd", "--data-root", str(STATE / "docker"), "--exec-root", str(runtime / "exec"),
                             "-H", host, "--pidfile", str(runtime / "pid")], quiet=True)

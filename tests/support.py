@@ -179,6 +179,11 @@ class DockerEngine:
     def stop(self) -> None:
         self.stop_daemon()
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        # dockerd leaves its network namespace mounted under its exec root.
+        for mount_point in reversed(Path("/proc/mounts").read_text().split("\n")):
+            fields = mount_point.split()
+            if len(fields) > 1 and fields[1].startswith(f"{self.dir}/"):
+                subprocess.run(["umount", fields[1]], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
