@@ -17,7 +17,7 @@ from typing import Any
 
 from shared import keys
 from shared.eureka import EurekaClient, EurekaRejected
-from shared.instance import Registration, registration
+from shared.registration import Registration, registration
 from shared.models import ContainerState, Phase
 from shared.store import Store
 

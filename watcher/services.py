@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from shared.config import parse_bool
-from shared.instance import is_xml_text
+from shared.registration import is_xml_text
 from shared.models import ServiceRecord
 
 PREFIX = "SERVICE_"

@@ -31,7 +31,7 @@ from rq import Queue
 
 from shared import keys, queues
 from shared.config import WatcherConfig
-from shared.instance import wants_ec2_metadata
+from shared.registration import wants_ec2_metadata
 from shared.models import ContainerState, Ec2Metadata, ServiceRecord
 from shared.periodic import every
 from shared.store import Store

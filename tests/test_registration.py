@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.instance import registration, wants_ec2_metadata
+from shared.registration import registration, wants_ec2_metadata
 from shared.models import Ec2Metadata, InstanceStatus, ServiceRecord
 
 EC2 = Ec2Metadata(instance_id="i-0abc", local_hostname="ip-10-0-0-5.ec2.internal", local_ipv4="10.0.0.5",
