@@ -21,8 +21,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = config.load_heartbeater(argv)
 
     def enqueue_due(heartbeater: Heartbeater, queue: Queue) -> None:
-        while batch := heartbeater.due(settings.batch_size):
-            queues.enqueue_heartbeats(queue, batch)
+        while True:
+            batch, shortest_interval = heartbeater.due(settings.batch_size)
+            if batch:
+                queues.enqueue_heartbeats(queue, batch, expires_after=shortest_interval)
             if len(batch) < settings.batch_size:
                 break
 

@@ -9,9 +9,8 @@ instance lock the registrar also takes, and only if it is still tracked and live
 from __future__ import annotations
 
 import logging
-import time
 
-from shared import keys
+from shared import defaults, keys
 from shared.eureka import EurekaClient, EurekaError, EurekaUnavailable
 from shared.store import Store
 
@@ -23,10 +22,9 @@ class Heartbeater:
         self.store = store
         self.eureka = eureka
 
-    def due(self, limit: int) -> list[str]:
-        """Claim the instances whose heartbeat is due now."""
-        return self.store.claim_due(keys.HEARTBEAT_DUE, time.time(), limit, delay=30,
-                                    interval_hash=keys.HEARTBEAT_INTERVAL)
+    def due(self, limit: int) -> tuple[list[str], float]:
+        """Claim the instances whose heartbeat is due now; also the shortest of their intervals."""
+        return self.store.claim_heartbeats(limit)
 
     def beat(self, instance_keys: list[str]) -> None:
         targets = self.store.heartbeat_targets(instance_keys)

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from heartbeater.heartbeat import Heartbeater
 from shared import config
-from shared.worker import JobContext
+from shared.config import HeartbeaterConfig
+from shared.worker import Connections, JobContext
 
-context: JobContext[Heartbeater] = JobContext(config.load_heartbeater, Heartbeater)
+
+def build(connections: Connections[HeartbeaterConfig]) -> Heartbeater:
+    return Heartbeater(connections.store, connections.eureka)
+
+
+context: JobContext[HeartbeaterConfig, Heartbeater] = JobContext(config.load_heartbeater, build)
 
 
 def heartbeat(instance_keys: list[str]) -> None:

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from rq import get_current_job
+
 from registrar.cleanup import remove_dangling
 from registrar.reconcile import Reconciler
-from shared import config
-from shared.worker import JobContext
+from shared import config, keys, queues
+from shared.config import RegistrarConfig
+from shared.worker import Connections, JobContext
 
-context: JobContext[Reconciler] = JobContext(config.load_registrar, Reconciler)
+
+def build(connections: Connections[RegistrarConfig]) -> Reconciler:
+    return Reconciler(connections.store, connections.eureka, queues.registrar_queue(connections.rq),
+                      min_renewal=connections.settings.min_renewal_interval)
+
+
+context: JobContext[RegistrarConfig, Reconciler] = JobContext(config.load_registrar, build)
 
 
 def reconcile_source(source: str, force: bool = False) -> None:
-    context.get().reconcile(source, force)
+    job = get_current_job()
+    context.get().run_job(source, force, job.id if job else "")
 
 
 def cleanup_host(host: str) -> None:
     reconciler = context.get()
+    job = get_current_job()
+    reconciler.store.release_job(keys.cleanup_job_name(host), job.id if job else "")
     remove_dangling(host, reconciler.store, reconciler.eureka)

@@ -5,125 +5,177 @@ is *now*, under the source's lock, and compares it with what the registrar regis
 jobs for one container in either order, or one job run twice, end in the same place, and a late
 "started" cannot resurrect a container that already died: its job sees the death.
 
+An instance has one owner. Two sources may derive the same Eureka instance (`APP/<hostName>_<port>`:
+the same IP and port on two hosts, a hostName label, on purpose); the first owner keeps it as long as
+it still wants it, and a second claimant is refused (one error line), stays pending, and takes over
+only when the owner lets go. Deregistration never deletes an instance another source owns.
+
 Every Eureka write to one instance happens under that instance's lock, shared with the heartbeater's
-re-registration after a 404, so a re-registration cannot race a deregistration.
+re-registration after a 404, so a re-registration cannot race a deregistration. A state counts as
+applied only when every one of its instances reached Eureka (or Eureka refused it as malformed, which
+no retry can change); anything else leaves it pending, and the sweep retries it with backoff.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
-from shared import keys
-from shared.eureka import EurekaClient, EurekaRejected
+from rq import Queue
+
+from shared import defaults, keys, queues
+from shared.eureka import EurekaClient, EurekaRejected, EurekaUnavailable
+from shared.models import ContainerState, InstanceStatus, Phase
 from shared.registration import Registration, registration
-from shared.models import ContainerState, Phase
-from shared.store import Store
+from shared.store import Store, TrackedInstance
 
 log = logging.getLogger(__name__)
 
-SWEEP_BATCH = 500
-SWEEP_RETRY_SECONDS = 10
-
 
 class Reconciler:
-    def __init__(self, store: Store, eureka: EurekaClient) -> None:
+    def __init__(self, store: Store, eureka: EurekaClient, queue: Queue, *,
+                 min_renewal: int = defaults.MIN_RENEWAL_INTERVAL_SECONDS) -> None:
         self.store = store
         self.eureka = eureka
+        self.queue = queue
+        self.min_renewal = min_renewal
 
-    def reconcile(self, source: str, force: bool = False) -> None:
+    def run_job(self, source: str, force: bool, job_id: str) -> None:
+        """A reconcile job: from its start on, a new change of the source needs a new job."""
+        self.store.release_job(keys.reconcile_job_name(source), job_id)
+        self.reconcile(source, force)
+
+    def reconcile(self, source: str, force: bool = False) -> bool:
+        """Converge Eureka to `source`'s wanted state; True when it is applied."""
         with self.store.lock(keys.source_lock(source)):
             state, gen = self.store.read_state(source)
             wanted = self._wanted(state)
             tracked = self.store.tracked_instances(source)
-            keep_in_eureka = state is not None and state.keep_registered
-            for key in sorted(set(tracked) - set(wanted)):
-                self._remove(key, source, delete=not keep_in_eureka)
-            for key, wanted_registration in wanted.items():
-                previous = tracked.get(key)
-                previous_document = None if previous is None else previous.document
-                if previous_document is not None and _only_status_differs(previous_document,
-                                                                         wanted_registration.document):
-                    self._change_status(key, source, wanted_registration)
-                elif force or previous_document != wanted_registration.document:
-                    self._register(key, source, wanted_registration, previous_document)
-            self.store.mark_applied(source, gen)
+            keep = state is not None and state.keep_registered
+            complete = True
+            try:
+                for key in sorted(set(tracked) - set(wanted)):
+                    self.remove(key, source, keep_in_eureka=keep)
+                for key, wanted_registration in wanted.items():
+                    complete &= self._apply(key, source, wanted_registration, tracked.get(key), force)
+            except EurekaUnavailable as err:
+                log.warning("%s: Eureka unavailable, retrying later: %s", _describe(source, state), err)
+                return False
+            if complete:
+                self.store.mark_applied(source, gen)
+            return complete
 
-    def _wanted(self, state: ContainerState | None) -> dict[str, Registration]:
+    def requeue(self, source: str) -> None:
+        """Enqueue a reconcile of `source`, unless one is already waiting in the queue."""
+        job_id = queues.new_job_id()
+        if self.store.claim_job(keys.reconcile_job_name(source), job_id):
+            state, _ = self.store.read_state(source)
+            queues.enqueue_reconcile(self.queue, source, state.container_name if state else "", job_id)
+
+    def sweep_pending(self) -> list[str]:
+        """Enqueue again the sources whose wanted state no registrar has applied for a while (their job
+        failed, was lost with its worker, or Eureka was unavailable); each backs off on its own."""
+        sources = self.store.claim_pending(defaults.SWEEP_BATCH)
+        for source in sources:
+            self.requeue(source)
+        return sources
+
+    def _wanted(self, state: ContainerState | None, *, report: bool = True) -> dict[str, Registration]:
         if state is None or state.phase is not Phase.RUNNING:
             return {}
         wanted: dict[str, Registration] = {}
         service_ids: dict[str, str] = {}
         for record in state.services:
-            candidate = registration(record, state.status, host=state.host, ec2=state.ec2)
-            for problem in candidate.problems:
-                log.error("%s", problem)
+            candidate = registration(record, state.status, host=state.host, ec2=state.ec2,
+                                     min_renewal=self.min_renewal)
             key = keys.instance_key(candidate.app, candidate.instance_id)
-            if key in wanted:
-                log.error("container %s (%s): services %s and %s would both be Eureka instance %s; "
-                          "only the first is registered", state.container_name.lstrip("/"),
-                          state.container_id[:12], service_ids[key], record.service_id, key)
-                continue
-            wanted[key] = candidate
-            service_ids[key] = record.service_id
+            if report:
+                for problem in candidate.problems:
+                    log.error("%s", problem)
+                if key in wanted:
+                    log.error("container %s (%s): services %s and %s would both be Eureka instance %s; "
+                              "only the first is registered", state.container_name.lstrip("/"),
+                              state.container_id[:12], service_ids[key], record.service_id, key)
+            if key not in wanted:
+                wanted[key] = candidate
+                service_ids[key] = record.service_id
         return wanted
 
-    def _register(self, key: str, source: str, wanted: Registration,
-                  previous_document: dict[str, Any] | None) -> None:
+    def _owner_wants(self, owner: str, key: str) -> bool:
+        """Whether source `owner` still wants instance `key`: its container runs with that instance,
+        and its watcher is alive to say so."""
+        state, _ = self.store.read_state(owner)
+        if state is None or key not in self._wanted(state, report=False):
+            return False
+        return self.store.is_live(owner) or self.store.host_is_served(keys.split_source(owner)[0])
+
+    def _apply(self, key: str, source: str, wanted: Registration, tracked: TrackedInstance | None,
+               force: bool) -> bool:
+        """Make Eureka hold `wanted` for `source`; False when another owner keeps the instance."""
+        before = None if tracked is None else tracked.document
+        if before == wanted.document and not force:
+            return True
         with self.store.lock(keys.instance_lock(key)):
+            current = self.store.instance(key) if tracked is None else tracked
+            if current is not None and current.source != source and self._owner_wants(current.source, key):
+                self._refuse(key, source, current.source)
+                return False
             try:
-                self.eureka.register(wanted.document)
-                # A status this registrar set earlier through the override endpoint outlives a
-                # re-registration in Eureka; bring it in line with the new document.
-                if previous_document is not None and previous_document["status"] != wanted.document["status"]:
-                    self._send_status(wanted)
+                if before is not None and not force and _only_status_differs(before, wanted.document):
+                    if not self.eureka.set_status(wanted.app, wanted.instance_id, wanted.document["status"]):
+                        self.eureka.register(wanted.document)
+                    action = f"status of {key} is now {wanted.document['status']}"
+                else:
+                    self.eureka.register(wanted.document)
+                    action = f"registered {key} (status {wanted.document['status']})"
             except EurekaRejected as err:
                 log.error("Eureka refused instance %s of %s: %s", key, source, err)
-                return
-            previous = self.store.track(key, source, wanted.document, wanted.renewal_interval, time.time())
+                return True
+            previous = self.store.track(key, source, wanted.document, wanted.renewal_interval)
         if previous and previous != source:
-            log.warning("instance %s moved from %s to %s", key, previous, source)
-        log.info("registered %s (status %s) for %s", key, wanted.document["status"], source)
+            log.warning("instance %s taken over by %s from %s, which no longer wants it", key, source, previous)
+        log.info("%s for %s", action, source)
+        return True
 
-    def _change_status(self, key: str, source: str, wanted: Registration) -> None:
-        """A status change alone goes through Eureka's status endpoints: no re-registration."""
-        with self.store.lock(keys.instance_lock(key)):
-            try:
-                if not self._send_status(wanted):
-                    self.eureka.register(wanted.document)
-            except EurekaRejected as err:
-                log.error("Eureka refused the status change of %s of %s: %s", key, source, err)
-                return
-            self.store.track(key, source, wanted.document, wanted.renewal_interval, time.time())
-        log.info("status of %s is now %s (%s)", key, wanted.document["status"], source)
+    def _refuse(self, key: str, source: str, owner: str) -> None:
+        if not self.store.add_claimant(key, source):
+            return
+        state, _ = self.store.read_state(source)
+        owner_state, _ = self.store.read_state(owner)
+        log.error("Eureka instance %s is wanted by %s, but %s owns it and still wants it: not registered "
+                  "for the second one until the first lets go", key, _describe(source, state),
+                  _describe(owner, owner_state))
 
-    def _send_status(self, wanted: Registration) -> bool:
-        """Set the wanted status through the override endpoint. False if Eureka does not know the
-        instance. The override then always mirrors what this registrar wants, UP included: clearing it
-        instead (DELETE .../status) would do nothing to a status that came with the registration."""
-        return self.eureka.set_status(wanted.app, wanted.instance_id, wanted.document["status"])
-
-    def _remove(self, key: str, source: str, *, delete: bool) -> None:
+    def remove(self, key: str, source: str, *, keep_in_eureka: bool) -> None:
+        """Stop registering `key` for `source`: delete it from Eureka, or with `keep_in_eureka` set it
+        DOWN and leave it to lease expiry (no more heartbeats). Someone else's instance is left alone."""
         app, instance_id = keys.split_instance_key(key)
         with self.store.lock(keys.instance_lock(key)):
             instance = self.store.instance(key)
             owned = instance is not None and instance.source == source
-            if delete and owned:
+            if owned:
                 try:
-                    self.eureka.deregister(app, instance_id)
+                    if keep_in_eureka:
+                        self.eureka.set_status(app, instance_id, InstanceStatus.DOWN.value)
+                    else:
+                        self.eureka.deregister(app, instance_id)
                 except EurekaRejected as err:
-                    log.error("Eureka refused to deregister %s of %s: %s", key, source, err)
-            self.store.untrack(key, source)
-        if delete and owned:
+                    log.error("Eureka refused to remove %s of %s: %s", key, source, err)
+            untracked = self.store.untrack(key, source)
+        if owned and keep_in_eureka:
+            log.info("set %s DOWN for %s; lease expiry removes it from Eureka", key, source)
+        elif owned:
             log.info("deregistered %s for %s", key, source)
-        else:
-            log.info("stopped tracking %s for %s; lease expiry removes it from Eureka", key, source)
+        for claimant in untracked.claimants:
+            log.info("instance %s is free: %s may take it", key, claimant)
+            self.requeue(claimant)
 
-    def sweep_pending(self) -> list[str]:
-        """Sources whose wanted state no registrar has applied for a while (their job failed, was lost
-        with its worker, or is still queued): returned so they can be enqueued again."""
-        return self.store.claim_due(keys.PENDING, time.time(), SWEEP_BATCH, SWEEP_RETRY_SECONDS)
+
+def _describe(source: str, state: ContainerState | None) -> str:
+    """`container web-1 (0123456789ab) on host host-a` for messages."""
+    host, container_id = keys.split_source(source)
+    name = state.container_name.lstrip("/") if state is not None else "?"
+    return f"container {name} ({container_id[:12]}) on host {host}"
 
 
 def _only_status_differs(before: dict[str, Any], after: dict[str, Any]) -> bool:

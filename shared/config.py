@@ -11,11 +11,12 @@ import argparse
 import ipaddress
 import os
 import re
-import socket
 import sys
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping, NoReturn, Sequence
 from urllib.parse import urlsplit
+
+from shared import defaults
 
 TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off"})
@@ -95,8 +96,12 @@ def _readable_file(raw: str) -> str:
     return raw
 
 
+def valid_host_name(raw: str) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}", raw) is not None
+
+
 def _host_name(raw: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}", raw):
+    if not valid_host_name(raw):
         raise ValueError("expected a host name (letters, digits, '.', '_', '-')")
     return raw
 
@@ -153,7 +158,8 @@ EUREKA_URL = Option(
     "Eureka base URL(s), comma-separated, e.g. http://127.0.0.1:8761/eureka (required)",
 )
 EUREKA_TIMEOUT = Option(
-    "eureka-timeout", "EUREKA_TIMEOUT", _positive_float, 5.0, "seconds before a Eureka request times out"
+    "eureka-timeout", "EUREKA_TIMEOUT", _positive_float, defaults.EUREKA_TIMEOUT_SECONDS,
+    "seconds before a Eureka request times out"
 )
 EUREKA_CA_BUNDLE = Option(
     "eureka-ca-bundle", "EUREKA_CA_BUNDLE", _readable_file, None,
@@ -165,7 +171,8 @@ COMMON = (REDIS_URL, LOG_LEVEL, RETRY_ATTEMPTS, RETRY_INTERVAL)
 WATCHER_OPTIONS = COMMON + (
     Option("docker-host", "DOCKER_HOST", _text, "unix:///var/run/docker.sock", "Docker Engine API address"),
     Option("hostname", "REGISTRATOR_HOSTNAME", _host_name, None,
-           "this host's name, first part of service IDs (default: the machine's hostname)"),
+           "this host's identity: first part of service IDs, docker-host metadata, its name in Redis "
+           "(default: the Docker engine's name, as `docker info` shows it)"),
     Option("ip", "REGISTRATOR_IP", _ip_address, None, "IP for ports mapped to the host"),
     Option("internal", "REGISTRATOR_INTERNAL", parse_bool, False,
            "use exposed ports and the container's own IP instead of published ones", switch=True),
@@ -201,15 +208,22 @@ WATCHER_OPTIONS = COMMON + (
            "EC2 instance metadata service, asked when a service sets eureka_datacenterinfo_auto_populate"),
 )
 
-REGISTRAR_OPTIONS = COMMON + (EUREKA_URL, EUREKA_TIMEOUT, EUREKA_CA_BUNDLE)
+EUREKA_OPTIONS = (EUREKA_URL, EUREKA_TIMEOUT, EUREKA_CA_BUNDLE)
 
-HEARTBEATER_OPTIONS = COMMON + (
-    EUREKA_URL,
-    EUREKA_TIMEOUT,
-    EUREKA_CA_BUNDLE,
-    Option("tick", "HEARTBEAT_TICK", _positive_float, 0.5,
+REGISTRAR_OPTIONS = COMMON + EUREKA_OPTIONS + (
+    Option("min-renewal-interval", "REGISTRATOR_MIN_RENEWAL_INTERVAL", _int_at_least(1),
+           defaults.MIN_RENEWAL_INTERVAL_SECONDS,
+           "shortest lease renewal interval (seconds) a container may ask for; lower only for tests"),
+    Option("host-forget-margin", "REGISTRATOR_HOST_FORGET_MARGIN", _int_at_least(0),
+           defaults.HOST_FORGET_MARGIN_SECONDS,
+           "a host whose watcher is gone longer than its liveness TTL + 2 x its longest lease + this many "
+           "seconds is forgotten"),
+)
+
+HEARTBEATER_OPTIONS = COMMON + EUREKA_OPTIONS + (
+    Option("tick", "HEARTBEAT_TICK", _positive_float, defaults.HEARTBEAT_TICK_SECONDS,
            "seconds between looks for heartbeats that are due"),
-    Option("batch-size", "HEARTBEAT_BATCH_SIZE", _int_at_least(1), 200,
+    Option("batch-size", "HEARTBEAT_BATCH_SIZE", _int_at_least(1), defaults.HEARTBEAT_BATCH_SIZE,
            "instances per heartbeat job"),
 )
 
@@ -229,7 +243,7 @@ class CommonConfig:
 @dataclass(frozen=True)
 class WatcherConfig(CommonConfig):
     docker_host: str
-    hostname: str
+    hostname: str | None
     ip: str | None
     internal: bool
     tags: str
@@ -249,14 +263,20 @@ class WatcherConfig(CommonConfig):
 
 
 @dataclass(frozen=True)
-class RegistrarConfig(CommonConfig):
+class EurekaConfig(CommonConfig):
     eureka_url: tuple[str, ...]
     eureka_timeout: float
     eureka_ca_bundle: str | None
 
 
 @dataclass(frozen=True)
-class HeartbeaterConfig(RegistrarConfig):
+class RegistrarConfig(EurekaConfig):
+    min_renewal_interval: int
+    host_forget_margin: int
+
+
+@dataclass(frozen=True)
+class HeartbeaterConfig(EurekaConfig):
     tick: float
     batch_size: int
 
@@ -308,8 +328,6 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
 def load_watcher(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> WatcherConfig:
     prog = "watcher"
     values = _resolve(prog, WATCHER_OPTIONS, argv, os.environ if environ is None else environ)
-    if values["hostname"] is None:
-        values["hostname"] = socket.gethostname()
     if values["ttl"] <= values["ttl_refresh"]:
         _fail(prog, f"-ttl ({values['ttl']}) must be greater than -ttl-refresh ({values['ttl_refresh']})")
     return _build(WatcherConfig, values)
@@ -329,4 +347,7 @@ def _with_eureka(prog: str, options: Sequence[Option], argv: Sequence[str] | Non
     values = _resolve(prog, options, argv, os.environ if environ is None else environ)
     if not values["eureka_url"]:
         _fail(prog, "-eureka-url (env EUREKA_URL) is required")
+    if not defaults.eureka_call_fits_in_a_job(values["eureka_timeout"], len(values["eureka_url"])):
+        _fail(prog, f"-eureka-timeout ({values['eureka_timeout']}) is too long for {len(values['eureka_url'])} "
+                    f"Eureka servers: one call could outlast a job ({defaults.JOB_TIMEOUT_SECONDS}s)")
     return values

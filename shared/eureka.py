@@ -1,11 +1,14 @@
 """Eureka REST client: register, heartbeat, deregister, status, reads; failing over between servers.
 
 Several base URLs may be given. A request goes to the server that last answered; on a connection
-error, a timeout or a 5xx it moves on to the next one, and when every server failed it tries the
-whole list again after a growing pause, a few times, before raising `EurekaUnavailable`. A 4xx other
-than 404 is the request's fault, not the server's: `EurekaRejected` at once, never retried.
-Connections are kept alive and reused (one `requests.Session`). Credentials in a URL become basic
-auth and never appear in messages.
+error, a timeout, a 5xx or a 4xx that a later attempt may not get (401/403: credentials rotated or
+an auth proxy in the way; 408, 409, 429) it moves on to the next one, and when every server failed
+it tries the whole list again after a growing pause, a few times, before raising `EurekaUnavailable`:
+the caller retries later. Only an answer that says the request itself is wrong (400, 413, 415, 422)
+is final: `EurekaRejected`, never retried. The product never sends what Netflix Eureka answers 500
+to (an unknown status, a malformed lastDirtyTimestamp), so a 5xx is always the server's trouble.
+Connections are kept alive and reused (one `requests.Session`). Credentials in a URL
+(percent-encoded as URLs require) become basic auth and never appear in messages.
 """
 
 from __future__ import annotations
@@ -15,15 +18,18 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
 
+from shared import defaults
 from shared.config import RegistrarConfig
 
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
+# Answers that say the request is wrong, whichever server gets it and however often.
+FINAL_STATUSES = frozenset({400, 413, 415, 422})
 
 
 class EurekaError(Exception):
@@ -31,11 +37,12 @@ class EurekaError(Exception):
 
 
 class EurekaUnavailable(EurekaError):
-    """No server answered usefully (connection errors, timeouts, 5xx), after every retry."""
+    """No server answered usefully (connection errors, timeouts, 5xx, a 4xx that is not final), after
+    every retry: try again later."""
 
 
 class EurekaRejected(EurekaError):
-    """A server refused the request itself (a 4xx other than 404)."""
+    """A server refused the request itself (400, 413, 415, 422): sending it again cannot help."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
@@ -54,7 +61,7 @@ class EurekaServer:
     @classmethod
     def parse(cls, url: str) -> EurekaServer:
         parts = urlsplit(url)
-        auth = (parts.username or "", parts.password or "") if parts.username is not None else None
+        auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username is not None else None
         netloc = parts.hostname or ""
         if ":" in netloc:
             netloc = f"[{netloc}]"
@@ -74,8 +81,9 @@ def _path(*segments: str) -> str:
 
 
 class EurekaClient:
-    def __init__(self, urls: Sequence[str], timeout: float = 5.0, *, attempts: int = 3,
-                 backoff: float = 0.25, ca_bundle: str | None = None) -> None:
+    def __init__(self, urls: Sequence[str], timeout: float = defaults.EUREKA_TIMEOUT_SECONDS, *,
+                 attempts: int = defaults.EUREKA_ROUNDS, backoff: float = defaults.EUREKA_ROUND_BACKOFF_SECONDS,
+                 ca_bundle: str | None = None) -> None:
         if not urls:
             raise ValueError("at least one Eureka URL is required")
         self.servers = tuple(EurekaServer.parse(url) for url in urls)
@@ -94,8 +102,11 @@ class EurekaClient:
         return cls(settings.eureka_url, settings.eureka_timeout, ca_bundle=settings.eureka_ca_bundle)
 
     def register(self, instance: dict[str, Any]) -> None:
-        """POST the instance (Eureka answers 204, also when it already knows the id)."""
+        """POST the instance (Eureka answers 204, also when it already knows the id), then set its
+        status: Eureka keeps a status override across re-registration (a DOWN set while an earlier
+        container on the same address was being stopped, say), and the override would win."""
         self._request("POST", _path("apps", instance["app"]), json={"instance": instance})
+        self.set_status(instance["app"], instance["instanceId"], instance["status"])
 
     def heartbeat(self, app: str, instance_id: str) -> bool:
         """Renew the lease. False when Eureka does not know the instance (404): register it again."""
@@ -136,12 +147,12 @@ class EurekaClient:
         for attempt in range(self.attempts):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-            response = self._try_servers(method, path, json, params, failures)
+            response = self._try_servers(method, path, json, params, failures, missing_ok)
             if response is None:
                 continue
             if response.status_code == 404 and missing_ok:
                 return None
-            if response.status_code >= 400:
+            if response.status_code in FINAL_STATUSES:
                 raise EurekaRejected(f"{method} {response.url}: HTTP {response.status_code}: "
                                      f"{response.text[:200]!r}", response.status_code)
             return response
@@ -149,8 +160,9 @@ class EurekaClient:
                                 + "; ".join(failures[-len(self.servers):]))
 
     def _try_servers(self, method: str, path: str, json: Any, params: dict[str, str] | None,
-                     failures: list[str]) -> requests.Response | None:
-        """One round over the servers, preferred first: the first answer that is not a 5xx, or None."""
+                     failures: list[str], missing_ok: bool) -> requests.Response | None:
+        """One round over the servers, preferred first: the first answer that is a success, a final
+        refusal or (with `missing_ok`) a 404; None when every server failed."""
         with self._lock:
             first = self._preferred
         for offset in range(len(self.servers)):
@@ -162,7 +174,7 @@ class EurekaClient:
             except requests.RequestException as err:
                 failures.append(f"{server.url}: {type(err).__name__}")
                 continue
-            if response.status_code >= 500:
+            if not _usable(response.status_code, missing_ok):
                 failures.append(f"{server.url}: HTTP {response.status_code}")
                 continue
             with self._lock:
@@ -171,3 +183,8 @@ class EurekaClient:
                 self._preferred = index
             return response
         return None
+
+
+def _usable(status: int, missing_ok: bool) -> bool:
+    """Whether an answer settles the request (anything else is worth another server or round)."""
+    return status < 400 or status in FINAL_STATUSES or (status == 404 and missing_ok)

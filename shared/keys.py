@@ -4,16 +4,24 @@ Vocabulary:
 - source: one container on one host, written `<host>:<container id>`; the unit the watcher vouches for.
 - instance key: one Eureka instance, written `<APP>/<instance id>`.
 
-Layout:
-- `reg:state:<source>`            hash  {doc: ContainerState JSON, gen: counter}      written by the watcher
+Layout (times are Redis server time, `TIME`, in seconds: no rule depends on machines' clocks agreeing):
+- `reg:state:<source>`            hash  {doc: ContainerState JSON, gen: counter, event_time: Docker's
+                                        time of the event that changed it}             written by the watcher
 - `reg:host:<host>:sources`       set   sources with a state on that host               written by the watcher
+- `reg:host:<host>:stopping`      set   container ids sent their stop signal, not yet dead  written by the watcher
+- `reg:host:<host>`               hash  {seq: changes published, ttl: liveness TTL}     written by the watcher
+- `reg:host:<host>:watcher`       string with TTL: the token of the watcher serving that host (one at a time)
+- `reg:hosts`                     zset  host -> time its watcher last renewed liveness   written by the watcher
 - `reg:live:<source>`             string with TTL; present while the watcher vouches    written by the watcher
-- `reg:pending`                   zset  source -> time its state last changed, until a registrar applied it
+- `reg:pending`                   zset  source -> time a registrar should (re)try its state, until applied
+- `reg:pending:tries`             hash  source -> attempts so far at its current state (backoff)
+- `reg:job:<name>`                string: id of the queued job for `reconcile:<source>` / `cleanup:<host>`
 - `reg:source:<source>:instances` set   instance keys the registrar registered for that source
 - `reg:instance:<instance key>`   hash  {doc: registration JSON, source}                written by the registrar
-- `reg:hb:due`                    zset  instance key -> unix time its next heartbeat is due
+- `reg:instance:<instance key>:claimants`  set  other sources refused that instance while its owner wants it
+- `reg:hb:due`                    zset  instance key -> time its next heartbeat is due
 - `reg:hb:interval`               hash  instance key -> renewal interval in seconds
-- `reg:lock:source:<source>`, `reg:lock:instance:<instance key>`   redis-py locks
+- `reg:lock:source:<source>`, `reg:lock:instance:<instance key>`, `reg:lock:host:<host>`   redis-py locks
 """
 
 PREFIX = "reg:"
@@ -21,6 +29,8 @@ PREFIX = "reg:"
 PENDING = PREFIX + "pending"
 HEARTBEAT_DUE = PREFIX + "hb:due"
 HEARTBEAT_INTERVAL = PREFIX + "hb:interval"
+HOSTS = PREFIX + "hosts"
+PENDING_TRIES = PREFIX + "pending:tries"
 
 
 def source(host: str, container_id: str) -> str:
@@ -49,6 +59,30 @@ def host_sources(host: str) -> str:
     return f"{PREFIX}host:{host}:sources"
 
 
+def host_stopping(host: str) -> str:
+    return f"{PREFIX}host:{host}:stopping"
+
+
+def host(host_name: str) -> str:
+    return f"{PREFIX}host:{host_name}"
+
+
+def host_watcher(host_name: str) -> str:
+    return f"{PREFIX}host:{host_name}:watcher"
+
+
+def job(name: str) -> str:
+    return f"{PREFIX}job:{name}"
+
+
+def reconcile_job_name(source_name: str) -> str:
+    return f"reconcile:{source_name}"
+
+
+def cleanup_job_name(host_name: str) -> str:
+    return f"cleanup:{host_name}"
+
+
 def live(source_name: str) -> str:
     return f"{PREFIX}live:{source_name}"
 
@@ -61,8 +95,16 @@ def instance(key: str) -> str:
     return f"{PREFIX}instance:{key}"
 
 
+def instance_claimants(key: str) -> str:
+    return f"{PREFIX}instance:{key}:claimants"
+
+
 def source_lock(source_name: str) -> str:
     return f"{PREFIX}lock:source:{source_name}"
+
+
+def host_lock(host_name: str) -> str:
+    return f"{PREFIX}lock:host:{host_name}"
 
 
 def instance_lock(key: str) -> str:

@@ -2,13 +2,22 @@
 
 Jobs carry identifiers only (a source, instance keys, a host name), never records or credentials: a
 worker reads the current state from Redis when it runs, so a late or repeated job cannot apply stale data.
+Their descriptions name what a person looks for in the RQ dashboard ("reconcile web-1 on host-a").
+
+At most one reconcile job per source waits in the queue (`Store.publish_state` / `Store.claim_job`
+decide, and the job releases its claim when it starts), and heartbeat jobs expire once their renewal
+interval has passed: an Eureka outage of an hour leaves O(sources) jobs, not one per event.
 """
 
 from __future__ import annotations
 
+import uuid
+
 import redis
 from rq import Queue
 from rq.job import Job
+
+from shared import defaults, keys
 
 REGISTRAR_QUEUE = "registrar"
 HEARTBEAT_QUEUE = "heartbeat"
@@ -17,29 +26,40 @@ RECONCILE_JOB = "registrar.jobs.reconcile_source"
 CLEANUP_JOB = "registrar.jobs.cleanup_host"
 HEARTBEAT_JOB = "heartbeater.jobs.heartbeat"
 
-JOB_TIMEOUT = 120
-RESULT_TTL = 300
+RESULT_TTL = 0
 FAILURE_TTL = 24 * 3600
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
 
 
 def registrar_queue(connection: redis.Redis) -> Queue:
     return Queue(REGISTRAR_QUEUE, connection=connection)
 
 
-def enqueue_reconcile(queue: Queue, source: str, *, force: bool = False) -> Job:
+def enqueue_reconcile(queue: Queue, source: str, container_name: str, job_id: str, *, force: bool = False) -> Job:
     """Ask a registrar to make Eureka match `source`'s wanted state (`force`: re-register even if
     Redis says it is registered already)."""
-    return queue.enqueue(RECONCILE_JOB, source, force, job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL,
-                         failure_ttl=FAILURE_TTL, description=f"reconcile {source}")
+    host, container_id = keys.split_source(source)
+    name = container_name.lstrip("/") or container_id[:12]
+    return queue.enqueue(RECONCILE_JOB, source, force, job_id=job_id, job_timeout=defaults.JOB_TIMEOUT_SECONDS,
+                         result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+                         description=f"{'re-register' if force else 'reconcile'} {name} on {host}")
 
 
-def enqueue_cleanup(queue: Queue, host: str) -> Job:
+def enqueue_cleanup(queue: Queue, host: str, job_id: str) -> Job:
     """Ask a registrar to delete the Eureka instances `host` registered for containers Redis does not
     know (-cleanup)."""
-    return queue.enqueue(CLEANUP_JOB, host, job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL,
-                         failure_ttl=FAILURE_TTL, description=f"cleanup {host}")
+    return queue.enqueue(CLEANUP_JOB, host, job_id=job_id, job_timeout=defaults.JOB_TIMEOUT_SECONDS,
+                         result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL, description=f"cleanup {host}")
 
 
-def enqueue_heartbeats(queue: Queue, instance_keys: list[str]) -> Job:
-    return queue.enqueue(HEARTBEAT_JOB, instance_keys, job_timeout=JOB_TIMEOUT, result_ttl=0,
-                         failure_ttl=FAILURE_TTL, description=f"heartbeat {len(instance_keys)} instances")
+def enqueue_heartbeats(queue: Queue, instance_keys: list[str], expires_after: float) -> Job:
+    """Renew `instance_keys`; a job still queued after `expires_after` seconds is dropped (their next
+    turn has come by then)."""
+    first = instance_keys[0] if instance_keys else ""
+    more = f" and {len(instance_keys) - 1} more" if len(instance_keys) > 1 else ""
+    return queue.enqueue(HEARTBEAT_JOB, instance_keys, ttl=max(1, int(expires_after)),
+                         job_timeout=defaults.JOB_TIMEOUT_SECONDS, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+                         description=f"heartbeat {first}{more}")

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from shared import defaults
 from shared.config import parse_bool
 from shared.models import Ec2Metadata, InstanceStatus, ServiceRecord
 
@@ -19,10 +20,13 @@ DATACENTER_CLASSES = {
     AMAZON: "com.netflix.appinfo.AmazonInfo",
     MY_OWN: "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo",
 }
-DEFAULT_RENEWAL_INTERVAL = 30
-DEFAULT_LEASE_DURATION = 90
-MAX_LEASE_SECONDS = 86400
 METADATA_PREFIX = "eureka_metadata_"
+RENEWAL_ATTR = "eureka_leaseinfo_renewalintervalinsecs"
+DURATION_ATTR = "eureka_leaseinfo_durationinsecs"
+# Eureka's own default ratio of lease duration to renewal interval (90 / 30).
+LEASE_TO_RENEWAL = 3
+# What may stand in hostName, and so in the instance id: a host name or an IP address.
+HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$")
 # An XML element name every reader accepts: no colon (namespaces), not starting with "xml".
 XML_NAME = re.compile(r"^(?![Xx][Mm][Ll])[A-Za-z_][A-Za-z0-9._-]*$")
 # Characters XML 1.0 cannot carry, even escaped.
@@ -84,15 +88,39 @@ class _Attributes:
             self.complain(attr, f"{raw!r} is not a boolean; treated as false")
             return False
 
+    def host_name(self, attr: str) -> str:
+        """A host name or IP from `attr`, or '' when absent or unfit for an instance id."""
+        value = self.values.get(attr, "")
+        if value and not HOST_NAME.match(value):
+            self.complain(attr, f"{value!r} is not a host name or IP address; ignored")
+            return ""
+        return value
+
     def seconds(self, attr: str, default: int) -> int:
         raw = self.values.get(attr, "")
         if raw == "":
             return default
-        if raw.isdigit() and 0 < int(raw) <= MAX_LEASE_SECONDS:
+        if raw.isdigit() and 0 < int(raw) <= defaults.MAX_LEASE_SECONDS:
             return int(raw)
-        self.complain(attr, f"{raw!r} is not a whole number of seconds from 1 to {MAX_LEASE_SECONDS}; "
+        self.complain(attr, f"{raw!r} is not a whole number of seconds from 1 to {defaults.MAX_LEASE_SECONDS}; "
                             f"using {default}")
         return default
+
+    def lease(self, min_renewal: int) -> dict[str, int]:
+        """Renewal interval and lease duration: renewals no more often than `min_renewal` seconds,
+        and a lease that outlasts the interval between renewals."""
+        renewal = self.seconds(RENEWAL_ATTR, defaults.DEFAULT_RENEWAL_INTERVAL_SECONDS)
+        duration = self.seconds(DURATION_ATTR, defaults.DEFAULT_LEASE_DURATION_SECONDS)
+        if renewal < min_renewal:
+            self.complain(RENEWAL_ATTR, f"{renewal} s is under the minimum renewal interval of {min_renewal} s; "
+                                        f"using {min_renewal}")
+            renewal = min_renewal
+        if duration <= renewal:
+            culprit = DURATION_ATTR if DURATION_ATTR in self.values else RENEWAL_ATTR
+            self.complain(culprit, f"a lease of {duration} s would expire before its renewal every {renewal} s; "
+                                   f"using a lease of {LEASE_TO_RENEWAL * renewal} s")
+            duration = LEASE_TO_RENEWAL * renewal
+        return {"renewalIntervalInSecs": renewal, "durationInSecs": duration}
 
     def datacenter(self) -> str:
         raw = self.values.get("eureka_datacenterinfo_name", "")
@@ -113,17 +141,21 @@ class _Attributes:
             return InstanceStatus.UP
 
     def metadata(self) -> dict[str, str]:
-        metadata = {}
+        metadata: dict[str, str] = {}
+        size = 0
         for attr in sorted(self.values):
             if not attr.startswith(METADATA_PREFIX):
                 continue
-            key = attr[len(METADATA_PREFIX):]
+            key, value = attr[len(METADATA_PREFIX):], self.values[attr]
             if not is_valid_metadata_key(key):
                 self.complain(attr, f"metadata key {key!r} is not a valid XML element name; not sent")
-            elif is_xml_text(self.values[attr]):
-                metadata[key] = self.values[attr]
-            else:
+            elif not is_xml_text(value):
                 self.complain(attr, "value contains characters XML cannot carry; not sent")
+            elif size + len(key.encode()) + len(value.encode()) > defaults.MAX_METADATA_BYTES:
+                self.complain(attr, f"metadata would exceed {defaults.MAX_METADATA_BYTES} bytes in all; not sent")
+            else:
+                metadata[key] = value
+                size += len(key.encode()) + len(value.encode())
         return metadata
 
 
@@ -133,10 +165,11 @@ def wants_ec2_metadata(record: ServiceRecord) -> bool:
     return attrs.datacenter() == AMAZON and attrs.flag("eureka_datacenterinfo_auto_populate")
 
 
-def registration(record: ServiceRecord, status: InstanceStatus, *, host: str,
-                 ec2: Ec2Metadata | None = None) -> Registration:
+def registration(record: ServiceRecord, status: InstanceStatus, *, host: str, ec2: Ec2Metadata | None = None,
+                 min_renewal: int = defaults.MIN_RENEWAL_INTERVAL_SECONDS) -> Registration:
     """The document to POST for `record`, given the status its container's state calls for, the
-    watcher host it runs on and, when the watcher fetched it, that host's EC2 metadata."""
+    watcher host it runs on, when the watcher fetched it, that host's EC2 metadata, and the shortest
+    renewal interval allowed."""
     attrs = _Attributes(record)
     datacenter = attrs.datacenter()
     auto_populate = datacenter == AMAZON and attrs.flag("eureka_datacenterinfo_auto_populate")
@@ -145,7 +178,7 @@ def registration(record: ServiceRecord, status: InstanceStatus, *, host: str,
                                                               "overrides and defaults")
     aws = ec2 if auto_populate else None
 
-    local_host_name = attrs.text("eureka_datacenterinfo_localhostname") or (aws.local_hostname if aws else record.ip)
+    local_host_name = attrs.host_name("eureka_datacenterinfo_localhostname") or (aws.local_hostname if aws else record.ip)
     host_name = f"{record.ip}_{record.port}" if datacenter == MY_OWN else local_host_name
     instance_id = f"{host_name}_{record.port}"
 
@@ -194,11 +227,7 @@ def registration(record: ServiceRecord, status: InstanceStatus, *, host: str,
         "port": {"$": record.port, "@enabled": "true"},
         "securePort": {"$": 443, "@enabled": "false"},
         "dataCenterInfo": datacenter_info,
-        "leaseInfo": {
-            "renewalIntervalInSecs": attrs.seconds("eureka_leaseinfo_renewalintervalinsecs",
-                                                   DEFAULT_RENEWAL_INTERVAL),
-            "durationInSecs": attrs.seconds("eureka_leaseinfo_durationinsecs", DEFAULT_LEASE_DURATION),
-        },
+        "leaseInfo": attrs.lease(min_renewal),
         "metadata": metadata,
     }
     return Registration(document, tuple(attrs.problems))

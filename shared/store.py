@@ -1,22 +1,49 @@
 """Everything the components read from and write to Redis, as a few atomic operations.
 
 Where several keys change together the change is one Lua script, so a crash or a concurrent worker
-never sees half of it. Key names come from `shared.keys`.
+never sees half of it. Times are the Redis server's (`TIME` inside the scripts): schedules and
+"last seen" never depend on the clocks of the machines agreeing. Key names come from `shared.keys`.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Iterable
 
 import redis
+from rq.job import Job
 
-from shared import keys
+from shared import defaults, keys
 from shared.models import ContainerState
 
-# KEYS: state, host sources, live, pending.  ARGV: doc ('' = container gone), vouched, ttl, source, due.
-_PUBLISH_STATE = """
+# Every script that needs the time starts with this: Redis server time in seconds, as a float.
+_NOW = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+"""
+
+# Claim the "one queued job" flag of a job name, unless a job it names still exists.
+# Used inside scripts; expects KEYS/ARGV positions given by the caller as `flag`, `job_id`, `prefix`.
+_CLAIM_JOB = """
+local function claim_job(flag, job_id, prefix)
+  local current = redis.call('GET', flag)
+  if current and redis.call('EXISTS', prefix .. current) == 1 then
+    return 0
+  end
+  redis.call('SET', flag, job_id)
+  return 1
+end
+"""
+
+# KEYS: state, host sources, live, pending, host, job flag, pending tries.
+# ARGV: doc ('' = container gone), vouched, ttl, source, sweep after, job id, job key prefix, force,
+# time of the Docker event behind the change ('' if none).
+# Returns {changed, seq, enqueue}: whether the wanted state changed, the host's change counter after
+# this, and whether the caller must enqueue job `job id` (no job for this source is queued yet, or
+# `force`).
+_PUBLISH_STATE = _NOW + _CLAIM_JOB + """
 if ARGV[2] == '1' then
   redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])
 else
@@ -28,63 +55,192 @@ if ARGV[1] == '' then
   redis.call('SREM', KEYS[2], ARGV[4])
 else
   if redis.call('HGET', KEYS[1], 'doc') ~= ARGV[1] then
-    redis.call('HSET', KEYS[1], 'doc', ARGV[1])
+    redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'event_time', ARGV[9])
     redis.call('HINCRBY', KEYS[1], 'gen', 1)
     changed = 1
   end
   redis.call('SADD', KEYS[2], ARGV[4])
 end
+local seq
 if changed == 1 then
-  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[4])
+  redis.call('HDEL', KEYS[7], ARGV[4])
+  seq = redis.call('HINCRBY', KEYS[5], 'seq', 1)
+else
+  seq = tonumber(redis.call('HGET', KEYS[5], 'seq') or '0')
 end
-return changed
+local enqueue = 0
+if ARGV[8] == '1' then
+  redis.call('SET', KEYS[6], ARGV[6])
+  enqueue = 1
+elseif changed == 1 then
+  enqueue = claim_job(KEYS[6], ARGV[6], ARGV[7])
+end
+return {changed, seq, enqueue}
 """
 
-# KEYS: state, pending.  ARGV: generation the registrar applied, source.
+# KEYS: host, host watcher lease, hosts, then the live keys to renew.
+# ARGV: watcher token, ttl, host name, the change counter the watcher expects.
+# Returns {lease, intact}: lease 1 = held (or taken back after Redis lost it), 0 = another watcher
+# holds it (nothing renewed); intact 0 = Redis's change counter is not what the watcher published
+# (Redis lost or rolled back data).
+_RENEW_LIVENESS = _NOW + """
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then
+  return {0, 1}
+end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+for i = 4, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'EX', ARGV[2])
+end
+redis.call('ZADD', KEYS[3], now, ARGV[3])
+redis.call('HSET', KEYS[1], 'ttl', ARGV[2])
+local seq = redis.call('HGET', KEYS[1], 'seq') or '0'
+if seq ~= ARGV[4] then
+  return {1, 0}
+end
+return {1, 1}
+"""
+
+# KEYS: host watcher lease, host, hosts.  ARGV: token, ttl, host name.
+# Returns {claimed, holder, seq}.
+_CLAIM_HOST = _NOW + """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return {0, holder, 0}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZADD', KEYS[3], now, ARGV[3])
+redis.call('HSET', KEYS[2], 'ttl', ARGV[2])
+return {1, '', tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')}
+"""
+
+# KEYS: state, pending, pending tries.  ARGV: generation the registrar applied, source.
 _MARK_APPLIED = """
 local gen = redis.call('HGET', KEYS[1], 'gen') or '0'
 if gen == ARGV[1] then
   redis.call('ZREM', KEYS[2], ARGV[2])
+  redis.call('HDEL', KEYS[3], ARGV[2])
   return 1
 end
 return 0
 """
 
-# KEYS: due zset[, interval hash].  ARGV: now, limit, delay for members without an interval.
-_CLAIM_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+# KEYS: job flag.  ARGV: job id, job key prefix.
+_CLAIM_JOB_FLAG = _CLAIM_JOB + """
+return claim_job(KEYS[1], ARGV[1], ARGV[2])
+"""
+
+# KEYS: a string key.  ARGV: a value.  Deletes the key if it still holds that value.
+_DELETE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# KEYS: pending, pending tries.  ARGV: limit, first retry delay, longest retry delay.
+# Each due source is pushed back by a delay that doubles with every attempt at the same state.
+_CLAIM_PENDING = _NOW + """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
 for _, member in ipairs(due) do
-  local interval = tonumber(ARGV[3])
-  if KEYS[2] then
-    interval = tonumber(redis.call('HGET', KEYS[2], member)) or interval
-  end
-  redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + interval, member)
+  local tries = redis.call('HINCRBY', KEYS[2], member, 1)
+  local delay = math.min(tonumber(ARGV[2]) * 2 ^ (tries - 1), tonumber(ARGV[3]))
+  redis.call('ZADD', KEYS[1], now + delay, member)
 end
 return due
 """
 
-# KEYS: instance, source instances, heartbeat due, heartbeat interval.
-# ARGV: instance key, source, doc, interval, now.  Returns the previous owner ('' if none).
-_TRACK = """
+# KEYS: heartbeat due, heartbeat interval.  ARGV: limit, interval for members without one.
+# Returns {shortest interval among them, due members...}, each member pushed back by its own interval.
+_CLAIM_HEARTBEATS = _NOW + """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
+local shortest = tonumber(ARGV[2])
+for _, member in ipairs(due) do
+  local interval = tonumber(redis.call('HGET', KEYS[2], member)) or tonumber(ARGV[2])
+  shortest = math.min(shortest, interval)
+  redis.call('ZADD', KEYS[1], now + interval, member)
+end
+table.insert(due, 1, tostring(shortest))
+return due
+"""
+
+# KEYS: instance, source instances, heartbeat due, heartbeat interval, claimants.
+# ARGV: instance key, source, doc, interval.  Returns the previous owner ('' if none).
+_TRACK = _NOW + """
 local previous = redis.call('HGET', KEYS[1], 'source') or ''
 redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'source', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('ZADD', KEYS[3], tonumber(ARGV[5]) + tonumber(ARGV[4]), ARGV[1])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
+redis.call('SREM', KEYS[5], ARGV[2])
 return previous
 """
 
-# KEYS: instance, source instances, heartbeat due, heartbeat interval.  ARGV: instance key, source.
+# KEYS: instance, source instances, heartbeat due, heartbeat interval, claimants.
+# ARGV: instance key, source.  Returns {removed, claimants...}: removed 0 when another source owns
+# the instance (left alone); on removal, the sources that were refused it while `source` owned it.
 _UNTRACK = """
 redis.call('SREM', KEYS[2], ARGV[1])
 if redis.call('HGET', KEYS[1], 'source') ~= ARGV[2] then
-  return 0
+  return {0}
 end
-redis.call('DEL', KEYS[1])
+local claimants = redis.call('SMEMBERS', KEYS[5])
+redis.call('DEL', KEYS[1], KEYS[5])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
+local result = {1}
+for _, claimant in ipairs(claimants) do
+  table.insert(result, claimant)
+end
+return result
+"""
+
+# KEYS: hosts, host, host sources, host stopping, pending, pending tries.
+# ARGV: host name, the last-seen time the caller decided on, then the host's sources' state and live keys
+# (pairs).  Forgets a host, unless its watcher was seen again since `last seen`.
+_FORGET_HOST = """
+local seen = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if seen and tonumber(seen) > tonumber(ARGV[2]) then
+  return 0
+end
+local sources = redis.call('SMEMBERS', KEYS[3])
+for i = 3, #ARGV, 2 do
+  redis.call('DEL', ARGV[i], ARGV[i + 1])
+end
+for _, source in ipairs(sources) do
+  redis.call('ZREM', KEYS[5], source)
+  redis.call('HDEL', KEYS[6], source)
+end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[1], ARGV[1])
 return 1
 """
+
+
+class Lease(Enum):
+    HELD = "held"
+    TAKEN = "taken by another watcher"
+
+
+@dataclass(frozen=True)
+class Published:
+    changed: bool
+    seq: int
+    enqueue: bool
+
+
+@dataclass(frozen=True)
+class Renewal:
+    lease: Lease
+    intact: bool
+
+
+@dataclass(frozen=True)
+class HostClaim:
+    claimed: bool
+    holder: str
+    seq: int
 
 
 @dataclass(frozen=True)
@@ -100,6 +256,12 @@ class HeartbeatTarget:
     live: bool
 
 
+@dataclass(frozen=True)
+class Untracked:
+    removed: bool
+    claimants: tuple[str, ...]
+
+
 def connect(url: str, *, decode: bool = True) -> redis.Redis:
     """A client for `url` (RQ needs `decode=False`)."""
     return redis.Redis.from_url(url, decode_responses=decode, socket_timeout=10, socket_connect_timeout=5,
@@ -110,34 +272,62 @@ class Store:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
         self._publish_state = client.register_script(_PUBLISH_STATE)
+        self._renew_liveness = client.register_script(_RENEW_LIVENESS)
+        self._claim_host = client.register_script(_CLAIM_HOST)
         self._mark_applied = client.register_script(_MARK_APPLIED)
-        self._claim_due = client.register_script(_CLAIM_DUE)
+        self._claim_job_flag = client.register_script(_CLAIM_JOB_FLAG)
+        self._delete_if_equal = client.register_script(_DELETE_IF_EQUAL)
+        self._claim_pending = client.register_script(_CLAIM_PENDING)
+        self._claim_heartbeats = client.register_script(_CLAIM_HEARTBEATS)
         self._track = client.register_script(_TRACK)
         self._untrack = client.register_script(_UNTRACK)
+        self._forget_host = client.register_script(_FORGET_HOST)
+
+    def now(self) -> float:
+        """Redis server time, in seconds."""
+        seconds, microseconds = self.redis.time()
+        return seconds + microseconds / 1e6
 
     # --- watcher side ---------------------------------------------------------------------------
 
-    def publish_state(self, source: str, state: ContainerState | None, *, ttl: int, now: float,
-                      sweep_after: float) -> bool:
+    def claim_host(self, host: str, token: str, ttl: int) -> HostClaim:
+        """Take the lease on `host`'s identity for the watcher `token`. Not claimed when another
+        watcher holds it; `holder` then is that watcher's token."""
+        claimed, holder, seq = self._claim_host(keys=[keys.host_watcher(host), keys.host(host), keys.HOSTS],
+                                                args=[token, ttl, host])
+        return HostClaim(bool(claimed), holder, int(seq))
+
+    def host_holder(self, host: str) -> str | None:
+        return self.redis.get(keys.host_watcher(host))
+
+    def publish_state(self, source: str, state: ContainerState | None, *, ttl: int, sweep_after: float,
+                      job_id: str, force: bool = False, event_time: float | None = None) -> Published:
         """Store a container's wanted state (None: the container no longer exists) and set or drop its
-        liveness entry. True when the wanted state changed; the registrar then needs to apply it."""
+        liveness entry. `enqueue` tells the caller to enqueue reconcile job `job_id`: the state changed
+        (or `force`) and no job for this source is waiting in the queue yet."""
         host, _ = keys.split_source(source)
         vouched = state is not None and state.vouched
         doc = "" if state is None else state.model_dump_json()
-        changed = self._publish_state(
-            keys=[keys.state(source), keys.host_sources(host), keys.live(source), keys.PENDING],
-            args=[doc, "1" if vouched else "0", ttl, source, now + sweep_after],
+        changed, seq, enqueue = self._publish_state(
+            keys=[keys.state(source), keys.host_sources(host), keys.live(source), keys.PENDING, keys.host(host),
+                  keys.job(keys.reconcile_job_name(source)), keys.PENDING_TRIES],
+            args=[doc, "1" if vouched else "0", ttl, source, sweep_after, job_id, Job.redis_job_namespace_prefix,
+                  "1" if force else "0", "" if event_time is None else repr(event_time)],
         )
-        return bool(changed)
+        return Published(bool(changed), int(seq), bool(enqueue))
 
-    def renew_liveness(self, host: str, sources: Iterable[str], ttl: int) -> bool:
-        """Renew the liveness entries of `host`'s `sources`. False when Redis no longer holds the host's
-        states (it restarted empty, or was flushed): the host must publish them again."""
-        pipe = self.redis.pipeline(transaction=False)
-        for source in sources:
-            pipe.set(keys.live(source), "1", ex=ttl)
-        pipe.exists(keys.host_sources(host))
-        return bool(pipe.execute()[-1])
+    def renew_liveness(self, host: str, token: str, sources: Iterable[str], ttl: int, expected_seq: int) -> Renewal:
+        """Renew the host's watcher lease and the liveness entries of its vouched `sources`, and say
+        whether Redis still holds every change the watcher published (`expected_seq`)."""
+        lease, intact = self._renew_liveness(
+            keys=[keys.host(host), keys.host_watcher(host), keys.HOSTS, *(keys.live(source) for source in sources)],
+            args=[token, ttl, host, str(expected_seq)],
+        )
+        return Renewal(Lease.HELD if lease else Lease.TAKEN, bool(intact))
+
+    def release_host(self, host: str, token: str) -> None:
+        """Give up the lease on `host` (a watcher that stops cleanly), if `token` still holds it."""
+        self._delete_if_equal(keys=[keys.host_watcher(host)], args=[token])
 
     def drop_liveness(self, source: str) -> None:
         self.redis.delete(keys.live(source))
@@ -150,6 +340,16 @@ class Store:
         host, _ = keys.split_source(source)
         return bool(self.redis.sismember(keys.host_sources(host), source))
 
+    def stopping(self, host: str) -> set[str]:
+        """Ids of the host's containers that were sent their stop signal and have not died yet."""
+        return self.redis.smembers(keys.host_stopping(host))
+
+    def set_stopping(self, host: str, container_id: str, stopping: bool) -> None:
+        if stopping:
+            self.redis.sadd(keys.host_stopping(host), container_id)
+        else:
+            self.redis.srem(keys.host_stopping(host), container_id)
+
     # --- registrar side -------------------------------------------------------------------------
 
     def read_state(self, source: str) -> tuple[ContainerState | None, str]:
@@ -159,14 +359,24 @@ class Store:
 
     def mark_applied(self, source: str, gen: str) -> bool:
         """Take `source` off the pending list, unless its state changed since generation `gen`."""
-        return bool(self._mark_applied(keys=[keys.state(source), keys.PENDING], args=[gen, source]))
+        return bool(self._mark_applied(keys=[keys.state(source), keys.PENDING, keys.PENDING_TRIES], args=[gen, source]))
 
-    def claim_due(self, zset: str, now: float, limit: int, delay: float,
-                  interval_hash: str | None = None) -> list[str]:
-        """Members of `zset` due by `now`, each pushed back by its interval in `interval_hash` (or by
-        `delay`) so that no other caller claims it again before then."""
-        return self._claim_due(keys=[zset] + ([interval_hash] if interval_hash else []),
-                               args=[now, limit, delay])
+    def claim_job(self, name: str, job_id: str) -> bool:
+        """True when the caller should enqueue job `job_id` for `name`: no job for it is queued yet."""
+        return bool(self._claim_job_flag(keys=[keys.job(name)], args=[job_id, Job.redis_job_namespace_prefix]))
+
+    def release_job(self, name: str, job_id: str) -> None:
+        """The job `job_id` for `name` has started: a change from now on needs a new job."""
+        self._delete_if_equal(keys=[keys.job(name)], args=[job_id])
+
+    def claim_pending(self, limit: int) -> list[str]:
+        """Sources whose wanted state is due for another attempt, each pushed back by its backoff."""
+        return self._claim_pending(keys=[keys.PENDING, keys.PENDING_TRIES],
+                                   args=[limit, defaults.SWEEP_FIRST_RETRY_SECONDS, defaults.SWEEP_MAX_RETRY_SECONDS])
+
+    def pending(self) -> list[tuple[str, float]]:
+        """Every source waiting for a registrar, with the time of its next attempt."""
+        return self.redis.zrange(keys.PENDING, 0, -1, withscores=True)
 
     def tracked_instances(self, source: str) -> dict[str, TrackedInstance]:
         """The instances the registrar registered for `source` and still owns."""
@@ -177,25 +387,64 @@ class Store:
     def instance(self, key: str) -> TrackedInstance | None:
         return self._instances([key]).get(key)
 
-    def track(self, key: str, source: str, document: dict[str, Any], interval: int, now: float) -> str:
+    def track(self, key: str, source: str, document: dict[str, Any], interval: int) -> str:
         """Record that `source` registered `document` as instance `key`; its heartbeats start after
         `interval`. Returns the previous owner when another source had it ('' otherwise)."""
         previous = self._track(
-            keys=[keys.instance(key), keys.source_instances(source), keys.HEARTBEAT_DUE, keys.HEARTBEAT_INTERVAL],
-            args=[key, source, json.dumps(document, sort_keys=True), interval, now],
+            keys=[keys.instance(key), keys.source_instances(source), keys.HEARTBEAT_DUE, keys.HEARTBEAT_INTERVAL,
+                  keys.instance_claimants(key)],
+            args=[key, source, json.dumps(document, sort_keys=True), interval],
         )
         if previous and previous != source:
             self.redis.srem(keys.source_instances(previous), key)
         return previous
 
-    def untrack(self, key: str, source: str) -> bool:
-        """Forget instance `key` for `source`; False when another source owns it (left alone)."""
-        return bool(self._untrack(
-            keys=[keys.instance(key), keys.source_instances(source), keys.HEARTBEAT_DUE, keys.HEARTBEAT_INTERVAL],
+    def untrack(self, key: str, source: str) -> Untracked:
+        """Forget instance `key` for `source`; not removed when another source owns it (left alone)."""
+        removed, *claimants = self._untrack(
+            keys=[keys.instance(key), keys.source_instances(source), keys.HEARTBEAT_DUE, keys.HEARTBEAT_INTERVAL,
+                  keys.instance_claimants(key)],
             args=[key, source],
+        )
+        return Untracked(bool(removed), tuple(claimants))
+
+    def add_claimant(self, key: str, source: str) -> bool:
+        """Note that `source` wants instance `key`, which another source owns. True the first time."""
+        return bool(self.redis.sadd(keys.instance_claimants(key), source))
+
+    def drop_claimant(self, key: str, source: str) -> None:
+        self.redis.srem(keys.instance_claimants(key), source)
+
+    def host_is_served(self, host: str) -> bool:
+        """True while a watcher holds `host`'s lease (it renews it with the liveness entries)."""
+        return bool(self.redis.exists(keys.host_watcher(host)))
+
+    def hosts_unseen_since(self, cutoff: float) -> list[tuple[str, float]]:
+        """Hosts whose watcher last renewed before `cutoff` (Redis time), with that time."""
+        return self.redis.zrangebyscore(keys.HOSTS, "-inf", cutoff, withscores=True)
+
+    def host_ttl(self, host: str) -> int:
+        return int(self.redis.hget(keys.host(host), "ttl") or 0)
+
+    def forget_host(self, host: str, last_seen: float) -> bool:
+        """Forget everything a host's watcher published, unless it was seen again after `last_seen`.
+        Its instances must have been untracked first."""
+        sources = sorted(self.host_sources(host))
+        source_keys = [key for source in sources for key in (keys.state(source), keys.live(source))]
+        return bool(self._forget_host(
+            keys=[keys.HOSTS, keys.host(host), keys.host_sources(host), keys.host_stopping(host), keys.PENDING,
+                  keys.PENDING_TRIES],
+            args=[host, repr(last_seen), *source_keys],
         ))
 
     # --- heartbeater side -----------------------------------------------------------------------
+
+    def claim_heartbeats(self, limit: int) -> tuple[list[str], float]:
+        """Claim the instances whose heartbeat is due now, each pushed back by its interval; also
+        returns the shortest of their intervals."""
+        shortest, *due = self._claim_heartbeats(keys=[keys.HEARTBEAT_DUE, keys.HEARTBEAT_INTERVAL],
+                                                args=[limit, defaults.DEFAULT_RENEWAL_INTERVAL_SECONDS])
+        return due, float(shortest)
 
     def heartbeat_targets(self, instance_keys: list[str]) -> list[HeartbeatTarget]:
         """The still-tracked instances among `instance_keys`, each with whether its source is live."""
@@ -218,5 +467,6 @@ class Store:
                 found[key] = TrackedInstance(key, json.loads(doc), source)
         return found
 
-    def lock(self, name: str, timeout: float = 60, blocking_timeout: float = 30) -> redis.lock.Lock:
+    def lock(self, name: str, timeout: float = defaults.LOCK_SECONDS,
+             blocking_timeout: float = defaults.LOCK_WAIT_SECONDS) -> redis.lock.Lock:
         return self.redis.lock(name, timeout=timeout, blocking_timeout=blocking_timeout)

@@ -7,12 +7,14 @@ import logging
 import os
 import socket
 import threading
+from dataclasses import dataclass
 from typing import Callable, Generic, Sequence, TypeVar
 
+import redis
 from rq import Queue, SimpleWorker
 
 from shared import logs
-from shared.config import RegistrarConfig
+from shared.config import EurekaConfig
 from shared.eureka import EurekaClient
 from shared.periodic import every
 from shared.startup import wait_for
@@ -20,49 +22,61 @@ from shared.store import Store, connect
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+S = TypeVar("S", bound=EurekaConfig)
 
 
-class JobContext(Generic[T]):
-    """What a pool's jobs work with: `build` applied to the process's Redis store and Eureka client.
+@dataclass(frozen=True)
+class Connections(Generic[S]):
+    """What a worker process talks to: its settings, Redis (as a store, and raw for RQ) and Eureka."""
+
+    settings: S
+    store: Store
+    rq: redis.Redis
+    eureka: EurekaClient
+
+    @classmethod
+    def open(cls, settings: S) -> Connections[S]:
+        return cls(settings, Store(connect(settings.redis_url)), connect(settings.redis_url, decode=False),
+                   EurekaClient.from_settings(settings))
+
+
+class JobContext(Generic[S, T]):
+    """What a pool's jobs work with: `build` applied to the process's connections.
 
     `python -m <component>` installs it at start; in a plain `rq worker` process it is built from the
     environment on first use.
     """
 
-    def __init__(self, load_settings: Callable[[Sequence[str]], RegistrarConfig],
-                 build: Callable[[Store, EurekaClient], T]) -> None:
+    def __init__(self, load_settings: Callable[[Sequence[str]], S], build: Callable[[Connections[S]], T]) -> None:
         self._load_settings = load_settings
         self._build = build
         self._value: T | None = None
 
-    def install(self, store: Store, eureka: EurekaClient) -> T:
-        self._value = self._build(store, eureka)
+    def install(self, connections: Connections[S]) -> T:
+        self._value = self._build(connections)
         return self._value
 
     def get(self) -> T:
         if self._value is None:
-            settings = self._load_settings([])
-            return self.install(Store(connect(settings.redis_url)), EurekaClient.from_settings(settings))
+            return self.install(Connections.open(self._load_settings([])))
         return self._value
 
 
-def serve(component: str, settings: RegistrarConfig, context: JobContext[T], queue_name: str,
+def serve(component: str, settings: S, context: JobContext[S, T], queue_name: str,
           periodic: Callable[[T, Queue], object], interval: float) -> None:
     """Wait for Redis and Eureka, install the jobs' context, run `periodic(context, queue)` every
     `interval` seconds, and work on `queue_name` until SIGTERM or SIGINT (the current job finishes)."""
     logs.setup(component, settings.log_level)
-    client = connect(settings.redis_url)
-    wait_for("Redis", client.ping, settings)
-    eureka = EurekaClient.from_settings(settings)
-    wait_for("Eureka", eureka.applications, settings)
-    service = context.install(Store(client), eureka)
+    connections = Connections.open(settings)
+    wait_for("Redis", connections.store.redis.ping, settings)
+    wait_for("Eureka", connections.eureka.applications, settings)
+    service = context.install(connections)
 
-    rq_connection = connect(settings.redis_url, decode=False)
-    queue = Queue(queue_name, connection=rq_connection)
+    queue = Queue(queue_name, connection=connections.rq)
     stop = threading.Event()
     every(interval, lambda: periodic(service, queue), f"{component}-periodic", stop)
-    log.info("%s started: Eureka %s", component, ", ".join(server.url for server in eureka.servers))
-    worker = SimpleWorker([queue], connection=rq_connection,
+    log.info("%s started: Eureka %s", component, ", ".join(server.url for server in connections.eureka.servers))
+    worker = SimpleWorker([queue], connection=connections.rq,
                           name=f"{component}.{socket.gethostname()}.{os.getpid()}")
     try:
         worker.work(logging_level=None)

@@ -101,8 +101,9 @@ class Components:
 
 @pytest.fixture
 def components(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> Iterator[Components]:
+    # FAST_LEASE renews every second: below the production minimum, allowed here to keep tests short.
     started = Components(tmp_path, {"REDIS_URL": redis_url, "LOG_LEVEL": "DEBUG",
-                                    "REGISTRATOR_RETRY_INTERVAL": "200"})
+                                    "REGISTRATOR_RETRY_INTERVAL": "200", "REGISTRATOR_MIN_RENEWAL_INTERVAL": "1"})
     yield started
     started.stop_all()
     report = getattr(request.node, "report_call", None)

@@ -42,10 +42,20 @@ def test_basic_auth_from_the_url(tmp_path: Path) -> None:
     try:
         EurekaClient([server.url]).register(INSTANCE)
         assert server.instance("WEB", "10.1.2.3_18080") is not None
-        with pytest.raises(EurekaRejected) as rejected:
-            EurekaClient([server.url.replace("s3cret", "wrong")]).register(INSTANCE)
-        assert rejected.value.status == 401
-        assert "wrong" not in str(rejected.value)
+        # Credentials may be rotated while we run: a 401 is worth retrying later, not final.
+        with pytest.raises(EurekaUnavailable, match="HTTP 401") as refused:
+            EurekaClient([server.url.replace("s3cret", "wrong")], attempts=2, backoff=0.01).register(INSTANCE)
+        assert "wrong" not in str(refused.value)
+    finally:
+        server.stop()
+
+
+def test_percent_encoded_credentials_are_decoded(tmp_path: Path) -> None:
+    server = DevEureka(tmp_path, basic_auth=("reg@corp", "p@ss:w/rd")).start()
+    try:
+        url = server.address.replace("://", "://reg%40corp:p%40ss%3Aw%2Frd@")
+        EurekaClient([url]).register(INSTANCE)
+        assert server.instance("WEB", "10.1.2.3_18080") is not None
     finally:
         server.stop()
 
@@ -92,12 +102,32 @@ def test_every_server_failing_is_retried_a_few_rounds_then_reported() -> None:
         assert "HTTP 500" in str(unavailable.value) and "ConnectionError" in str(unavailable.value)
 
 
-def test_a_rejected_request_is_not_retried() -> None:
-    with StubServer(Answer(400, "app name mismatch")) as picky:
-        with pytest.raises(EurekaRejected, match="HTTP 400.*app name mismatch") as rejected:
+@pytest.mark.parametrize("status", [400, 413, 415, 422])
+def test_a_request_refused_as_malformed_is_not_retried(status: int) -> None:
+    with StubServer(Answer(status, "app name mismatch")) as picky:
+        with pytest.raises(EurekaRejected, match=f"HTTP {status}.*app name mismatch") as rejected:
             EurekaClient([picky.url, CLOSED]).register(INSTANCE)
-        assert rejected.value.status == 400
+        assert rejected.value.status == status
         assert picky.requests == ["POST /eureka/apps/WEB"]
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 405, 408, 409, 429, 500, 502, 503])
+def test_other_refusals_go_to_the_next_server_and_are_retried(eureka: DevEureka, status: int) -> None:
+    with StubServer(Answer(status, "not now")) as refusing:
+        EurekaClient([refusing.url, eureka.url]).register(INSTANCE)
+        assert eureka.instance("WEB", "10.1.2.3_18080") is not None
+    with StubServer(Answer(status, "not now")) as refusing:
+        with pytest.raises(EurekaUnavailable, match=f"HTTP {status}"):
+            EurekaClient([refusing.url], attempts=3, backoff=0.01).register(INSTANCE)
+        assert len(refusing.requests) == 3
+
+
+def test_registration_sets_the_status_an_old_override_would_hide(eureka: DevEureka) -> None:
+    client = EurekaClient([eureka.url])
+    client.register(INSTANCE)
+    client.set_status("WEB", "10.1.2.3_18080", "DOWN")  # as while an earlier container was being stopped
+    client.register(INSTANCE)
+    assert eureka.instance("WEB", "10.1.2.3_18080")["status"] == "UP"
 
 
 @pytest.mark.parametrize("body", ["<html>maintenance</html>", '{"unexpected": true}', "[1, 2]"])

@@ -5,12 +5,9 @@ The test plays the watcher: it publishes wanted states with the same store calls
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import redis
-from rq.job import JobStatus
-from rq.registry import FailedJobRegistry
+from rq.job import Job
 
 from shared import keys, queues
 from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
@@ -47,9 +44,16 @@ def queue(redis_url: str):
     return queues.registrar_queue(redis.Redis.from_url(redis_url))
 
 
-def publish(store: Store, queue, state: ContainerState | None) -> None:
-    store.publish_state(SOURCE, state, ttl=30, now=time.time(), sweep_after=10)
-    queues.enqueue_reconcile(queue, SOURCE)
+def publish(store: Store, queue, state: ContainerState | None, *, sweep_after: float = 10) -> None:
+    """What the watcher does: publish, and enqueue a reconcile unless one is queued already."""
+    job_id = queues.new_job_id()
+    if store.publish_state(SOURCE, state, ttl=30, sweep_after=sweep_after, job_id=job_id).enqueue:
+        queues.enqueue_reconcile(queue, SOURCE, "/web", job_id)
+
+
+def done(job: Job) -> bool:
+    """Finished jobs are not kept (result_ttl 0); failed ones would be."""
+    return not job.connection.exists(job.key)
 
 
 def start_registrars(components: Components, eureka: DevEureka, count: int) -> None:
@@ -88,8 +92,8 @@ def test_a_late_job_does_not_resurrect_a_dead_container(
     wait_until(lambda: eureka.instance(*INSTANCE) is None, 5, "deregistration")
 
     # The job enqueued for "started", delivered again late (a retry, a slow queue).
-    job = queues.enqueue_reconcile(queue, SOURCE, force=True)
-    wait_until(lambda: job.get_status() == JobStatus.FINISHED, 5, "the late job to run")
+    job = queues.enqueue_reconcile(queue, SOURCE, "/web", queues.new_job_id(), force=True)
+    wait_until(lambda: done(job), 5, "the late job to run")
     assert eureka.instance(*INSTANCE) is None
 
 
@@ -100,11 +104,14 @@ def test_state_published_while_eureka_is_down_is_applied_when_it_returns(
     eureka.stop()
 
     publish(store, queue, running())
-    failed = FailedJobRegistry(queue=queue)
-    wait_until(lambda: failed.count >= 1, 15, "the reconcile job to fail while Eureka is down")
+    wait_until(lambda: "Eureka unavailable, retrying later" in components.started[0].log(), 15,
+               "the reconcile job to give up while Eureka is down")
+    assert store.redis.zscore(keys.PENDING, SOURCE) is not None, "not applied, so still pending"
+    assert store.redis.smembers(keys.source_instances(SOURCE)) == set()
 
     eureka.start()
     wait_until(lambda: eureka.instance(*INSTANCE), 20, "registration once Eureka is back")
+    wait_until(lambda: store.redis.zscore(keys.PENDING, SOURCE) is None, 5, "the state to count as applied")
 
 
 def test_a_registration_eureka_refuses_is_logged_not_retried(
@@ -114,10 +121,11 @@ def test_a_registration_eureka_refuses_is_logged_not_retried(
         registrar = components.start("registrar", env={"EUREKA_URL": picky.url})
         wait_until(lambda: "registrar started" in registrar.log(), 15, "the registrar to start")
 
-        store.publish_state(SOURCE, running(), ttl=30, now=time.time(), sweep_after=1)
-        job = queues.enqueue_reconcile(queue, SOURCE)
+        job_id = queues.new_job_id()
+        store.publish_state(SOURCE, running(), ttl=30, sweep_after=1, job_id=job_id)
+        job = queues.enqueue_reconcile(queue, SOURCE, "/web", job_id)
 
-        wait_until(lambda: job.get_status() == JobStatus.FINISHED and not redis_client.zcard(keys.PENDING), 10,
+        wait_until(lambda: done(job) and not redis_client.zcard(keys.PENDING), 10,
                    "the jobs to finish and the state to count as applied")
         assert "Eureka refused instance WEB/10.1.2.3_18080" in registrar.log()
         # Off the pending list, so the registrars' sweep will not enqueue it again either.

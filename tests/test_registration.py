@@ -63,7 +63,7 @@ def test_defaults() -> None:
     ({"eureka_vip": "web.internal"}, ("vipAddress",), "web.internal"),
     ({"eureka_vip": "web.internal"}, ("ipAddr",), "10.0.0.5"),
     ({"eureka_leaseinfo_renewalintervalinsecs": "5"}, ("leaseInfo", "renewalIntervalInSecs"), 5),
-    ({"eureka_leaseinfo_durationinsecs": "15"}, ("leaseInfo", "durationInSecs"), 15),
+    ({"eureka_leaseinfo_durationinsecs": "45"}, ("leaseInfo", "durationInSecs"), 45),
     ({"eureka_datacenterinfo_name": "myown"}, ("dataCenterInfo", "name"), "MyOwn"),
     ({"eureka_datacenterinfo_name": "AMAZON"}, ("dataCenterInfo", "name"), "Amazon"),
     ({"eureka_datacenterinfo_localhostname": "web.local"}, ("hostName",), "web.local"),
@@ -178,3 +178,47 @@ def test_hostile_metadata_values_are_kept_as_they_are_for_the_server_to_escape()
 ])
 def test_wants_ec2_metadata(attrs: dict[str, str], wanted: bool) -> None:
     assert wants_ec2_metadata(record(**attrs)) is wanted
+
+
+@pytest.mark.parametrize(("attrs", "culprit", "lease"), [
+    ({"eureka_leaseinfo_renewalintervalinsecs": "1"}, "eureka_leaseinfo_renewalintervalinsecs",
+     {"renewalIntervalInSecs": 5, "durationInSecs": 90}),
+    ({"eureka_leaseinfo_durationinsecs": "30"}, "eureka_leaseinfo_durationinsecs",
+     {"renewalIntervalInSecs": 30, "durationInSecs": 90}),
+    ({"eureka_leaseinfo_renewalintervalinsecs": "120"}, "eureka_leaseinfo_renewalintervalinsecs",
+     {"renewalIntervalInSecs": 120, "durationInSecs": 360}),
+    ({"eureka_leaseinfo_renewalintervalinsecs": "2", "eureka_leaseinfo_durationinsecs": "4"},
+     "eureka_leaseinfo_renewalintervalinsecs", {"renewalIntervalInSecs": 5, "durationInSecs": 15}),
+])
+def test_lease_limits_name_the_label_and_keep_the_lease_longer_than_the_renewal(
+        attrs: dict[str, str], culprit: str, lease: dict[str, int]) -> None:
+    result = registration(record(**attrs), InstanceStatus.UP, host="host-a")
+    assert result.document["leaseInfo"] == lease
+    assert any(f"attribute {culprit}:" in problem for problem in result.problems)
+    assert all("container web (cccccccccccc)" in problem for problem in result.problems)
+
+
+def test_the_minimum_renewal_interval_is_a_setting() -> None:
+    result = registration(record(eureka_leaseinfo_renewalintervalinsecs="1", eureka_leaseinfo_durationinsecs="3"),
+                          InstanceStatus.UP, host="host-a", min_renewal=1)
+    assert result.problems == ()
+    assert result.document["leaseInfo"] == {"renewalIntervalInSecs": 1, "durationInSecs": 3}
+
+
+def test_metadata_over_the_size_limit_is_cut_at_the_label_that_overflows() -> None:
+    big = "x" * 6000
+    attrs = {f"eureka_metadata_k{n}": big for n in range(4)}
+    result = registration(record(**attrs), InstanceStatus.UP, host="host-a")
+    metadata = result.document["metadata"]
+    assert {"k0", "k1"} <= set(metadata) and not {"k2", "k3"} & set(metadata)
+    assert [problem.split(": ")[1] for problem in result.problems] == [
+        "attribute eureka_metadata_k2", "attribute eureka_metadata_k3"]
+    assert all("16384 bytes" in problem for problem in result.problems)
+
+
+@pytest.mark.parametrize("name", ["host\nname", "host name", "\x1b[31mred", "a/b"])
+def test_a_local_hostname_that_cannot_be_an_instance_id_is_ignored(name: str) -> None:
+    result = registration(record(eureka_datacenterinfo_localhostname=name), InstanceStatus.UP, host="host-a")
+    assert result.document["instanceId"] == "10.0.0.5_18080"
+    assert len(result.problems) == 1 and "eureka_datacenterinfo_localhostname" in result.problems[0]
+    assert "\n" not in result.problems[0] and "\x1b" not in result.problems[0]

@@ -3,7 +3,6 @@ can run a step between the listing and the re-read of an instance, as a concurre
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import pytest
@@ -42,7 +41,7 @@ def instance(app: str, instance_id: str, **metadata: str) -> dict[str, Any]:
 def publish(store: Store, container_id: str) -> None:
     state = ContainerState(host=HOST, container_id=container_id, container_name="/c", phase=Phase.RUNNING,
                            status=InstanceStatus.UP)
-    store.publish_state(keys.source(HOST, container_id), state, ttl=30, now=time.time(), sweep_after=10)
+    store.publish_state(keys.source(HOST, container_id), state, ttl=30, sweep_after=10, job_id="test")
 
 
 @pytest.fixture

@@ -261,3 +261,13 @@ def test_every_derived_state_can_be_published(case: str, rules: Rules) -> None:
     for culprit in ("label SERVICE_EUREKA_METADATA_A:", "label 'SERVICE_\\udcfe':",
                     "label 'com.amazonaws.ecs.\\udcfd':", "env SERVICE_EUREKA_METADATA_B:"):
         assert any(culprit in problem for problem in derivation.problems), (culprit, derivation.problems)
+
+
+def test_a_container_with_more_services_than_the_limit_registers_the_first_ones() -> None:
+    document = inspect("use_exposed_ports")
+    document["Config"]["ExposedPorts"] = {f"{port}/tcp": {} for port in range(10000, 10100)}
+    document["NetworkSettings"]["Ports"] = {}
+    derivation = derive(document)
+    assert [record.exposed_port for record in derivation.services] == list(range(10000, 10064))
+    assert derivation.problems == ("container use-exposed-ports (" + document["Id"][:12] + "): ports: 100 services, "
+                                   "over the limit of 64; ports 10064 to 10099 not registered",)

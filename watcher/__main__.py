@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from typing import Sequence
 
 import docker
 
-from shared import config, logs, queues
+from shared import config, defaults, logs, queues
 from shared.startup import wait_for
 from shared.store import Store, connect
-from watcher import hostip
+from watcher import hostip, identity
+from watcher.ec2 import Ec2MetadataClient
+from watcher.liveness import Liveness
+from watcher.publisher import Publisher
+from watcher.services import Rules
 from watcher.watcher import Watcher
 
 log = logging.getLogger("watcher")
-
-DOCKER_TIMEOUT_SECONDS = 10
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -26,14 +29,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     client = connect(settings.redis_url)
     wait_for("Redis", client.ping, settings)
     docker_client = wait_for("Docker", lambda: _docker(settings.docker_host), settings)
+    store = Store(client)
+    try:
+        host = settings.hostname or identity.engine_name(docker_client)
+        token = identity.new_token()
+        seq = identity.claim(store, host, token, settings.ttl)
+    except (identity.BadEngineName, identity.IdentityTaken) as err:
+        sys.stderr.write(f"watcher: error: {err}\n")
+        raise SystemExit(2) from None
 
-    watcher = Watcher(settings, docker_client, Store(client),
-                      queues.registrar_queue(connect(settings.redis_url, decode=False)), looked_up_ip)
+    liveness = Liveness(store, host, token, settings.ttl, seq)
+    rules = Rules(hostname=host, forced_ip=looked_up_ip or settings.ip, internal=settings.internal,
+                  use_ip_from_label=settings.use_ip_from_label or None, tags=settings.tags,
+                  require_label=settings.require_label, name_from_image=settings.name_from_image)
+    publisher = Publisher(settings, host, docker_client, store,
+                          queues.registrar_queue(connect(settings.redis_url, decode=False)), liveness, rules,
+                          Ec2MetadataClient(settings.ec2_metadata_url))
+    watcher = Watcher(settings, docker_client, publisher, liveness)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: watcher.stop.set())
-    log.info("watcher started on host %s: Docker %s, liveness TTL %ss renewed every %ss",
-             settings.hostname, settings.docker_host, settings.ttl, settings.ttl_refresh)
+    log.info("watcher started for host %s: Docker %s, liveness TTL %ss renewed every %ss",
+             host, settings.docker_host, settings.ttl, settings.ttl_refresh)
     watcher.run()
+    if watcher.failure is not None:
+        log.critical("%s; exiting", watcher.failure)
+        raise SystemExit(1)
+    store.release_host(host, token)
     log.info("watcher stopped")
 
 
@@ -51,12 +72,12 @@ def _looked_up_ip(settings: config.WatcherConfig) -> str | None:
             raise SystemExit(1)
         log.error("IP lookup from %s failed %d times; using %s until a lookup works",
                   settings.ip_lookup_source, settings.ip_lookup_retries,
-                  settings.ip or f"the IP of hostname {settings.hostname!r}")
+                  settings.ip or "the IP the host's name resolves to")
     return ip
 
 
 def _docker(base_url: str) -> docker.DockerClient:
-    client = docker.DockerClient(base_url=base_url, timeout=DOCKER_TIMEOUT_SECONDS)
+    client = docker.DockerClient(base_url=base_url, timeout=defaults.DOCKER_TIMEOUT_SECONDS)
     client.ping()
     return client
 

@@ -1,11 +1,13 @@
-"""This host's IP from a lookup URL (-ip-lookup-source): for hosts whose name does not resolve to the IP
-clients should use (a laptop on a VPN, a NATed machine). The answer's body is the IP.
+"""This host's IP: what its name resolves to, or what a lookup URL answers (-ip-lookup-source, for hosts
+whose name does not resolve to the IP clients should use: a laptop on a VPN, a NATed machine; the
+answer's body is the IP).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import time
 
 import requests
@@ -13,6 +15,15 @@ import requests
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 5.0
+
+
+def resolve(hostname: str) -> str | None:
+    """The IP `hostname` resolves to (used for ports bound to all interfaces), None (logged) if none."""
+    try:
+        return socket.gethostbyname(hostname)
+    except OSError as err:
+        log.error("hostname %r does not resolve (%s): ports bound to all interfaces need -ip", hostname, err)
+        return None
 
 
 class IpLookupError(Exception):

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from shared import defaults
 from shared.config import parse_bool
 from shared.registration import is_xml_text
 from shared.models import ServiceRecord
@@ -264,6 +265,11 @@ def derive_services(container: Mapping[str, Any], rules: Rules, resolved_host_ip
                           is_group=len(candidates) > 1, problems=problems)
         if record is not None:
             services.append(record)
+    if len(services) > defaults.MAX_SERVICES_PER_CONTAINER:
+        left_out = services[defaults.MAX_SERVICES_PER_CONTAINER:]
+        problems.add("ports", f"{len(services)} services, over the limit of {defaults.MAX_SERVICES_PER_CONTAINER}; "
+                              f"ports {left_out[0].exposed_port} to {left_out[-1].exposed_port} not registered")
+        services = services[:defaults.MAX_SERVICES_PER_CONTAINER]
     return Derivation(tuple(services), tuple(problems.items))
 
 
