@@ -19,7 +19,6 @@ REPO = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
 
-
 def free_bridge_address() -> str:
     """A gateway address on a 172.31.x.0/24 that no interface of this machine uses yet."""
     shown = subprocess.run(["ip", "-o", "-4", "addr", "show"], check=True, capture_output=True, text=True).stdout
@@ -49,6 +48,15 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}"
                                  + (f" (last error: {last_error!r})" if last_error else ""))
+        time.sleep(interval)
+
+
+def holds_for(check: Callable[[], object], seconds: float, what: str, interval: float = 0.1) -> None:
+    """Poll `check` for `seconds`; fail as soon as it is falsy: `what` must stay true all along."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not check():
+            raise AssertionError(f"{what} stopped holding")
         time.sleep(interval)
 
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from shared import keys
-from tests.conftest import HOST, HOST_IP, run_web
+from tests.conftest import HOST, HOST_IP, run_web, start_watcher
 from tests.support import free_port, wait_until
 
 
@@ -106,3 +106,67 @@ def test_docker_daemon_restart_reconnects_and_resyncs(system: SimpleNamespace) -
     other = free_port()
     run_web(system.docker, "web2", other)
     wait_until(lambda: status_of(system, other) == "UP", 5, "a new container registered after the restart")
+
+
+def test_a_crash_loop_is_not_running(system: SimpleNamespace) -> None:
+    """A --restart=always container that keeps exiting: between runs Docker reports Running and Restarting
+    (and `docker ps` lists it). It must not stay UP in Eureka, nor be vouched for, nor get ports invented."""
+    port = free_port()
+    container = system.docker.containers.run(
+        "local/busybox", ["sh", "-c", "httpd -p 80 -h /; sleep 1; exit 3"], name="crashing", detach=True,
+        ports={"80/tcp": port}, environment={"SERVICE_NAME": "web"}, restart_policy={"Name": "always"})
+    wait_until(lambda: status_of(system, port) == "UP", 3, "UP while it runs")
+
+    def between_runs() -> dict | None:
+        container.reload()
+        state = container.attrs["State"]
+        return container.attrs if state["Running"] and state["Restarting"] else None
+
+    # Docker's restart delay doubles from 100 ms: after a few runs it waits long enough to look at.
+    seen = 0
+    for _ in range(4):
+        inspect = wait_until(between_runs, 30, "the container waiting to restart")
+        assert not inspect["NetworkSettings"]["Ports"], "Docker shows no port bindings between runs"
+        wait_until(lambda: status_of(system, port) is None, 2, "no instance while it waits to restart")
+        assert not is_live(system, container.id)
+        source = keys.source(HOST, container.id)
+        assert system.redis.smembers(keys.source_instances(source)) == set()
+        seen += 1
+        wait_until(lambda: not between_runs(), 30, "the next run")
+    assert seen == 4
+
+
+def test_only_the_containers_own_stop_signal_or_sigkill_mean_being_stopped(system: SimpleNamespace) -> None:
+    port, custom = free_port(), free_port()
+    container = run_web(system.docker, "web1", port)
+    quitting = run_web(system.docker, "web2", custom, stop_signal="SIGUSR1")
+    wait_until(lambda: status_of(system, port) == "UP" and status_of(system, custom) == "UP", 3, "UP")
+
+    container.kill(signal="QUIT")  # to a JVM: a thread dump, not a stop
+    quitting.kill(signal="TERM")  # not this container's stop signal
+    wait_until(lambda: system.watcher.log().count("event kill") >= 2, 3, "the watcher to see both kills")
+    other = free_port()
+    run_web(system.docker, "web3", other)
+    wait_until(lambda: status_of(system, other) == "UP", 3, "a later container registered")
+    assert status_of(system, port) == "UP" and status_of(system, custom) == "UP"
+    assert is_live(system, container.id) and is_live(system, quitting.id)
+
+    quitting.kill(signal="USR1")  # its stop signal: httpd as PID 1 ignores it, so it hangs being stopped
+    wait_until(lambda: status_of(system, custom) == "DOWN", 3, "DOWN once sent its own stop signal")
+    assert not is_live(system, quitting.id)
+
+
+def test_being_stopped_survives_a_watcher_restart(system: SimpleNamespace) -> None:
+    port = free_port()
+    container = run_web(system.docker, "web1", port)
+    wait_until(lambda: status_of(system, port) == "UP", 3, "UP")
+    container.kill(signal="TERM")  # ignored by httpd as PID 1: a stop that hangs
+    wait_until(lambda: status_of(system, port) == "DOWN", 3, "DOWN while being stopped")
+
+    system.watcher.stop()
+    restarted = start_watcher(system.components, system.env, name="watcher-restarted")
+    wait_until(lambda: "re-synced 1 containers" in restarted.log(), 5, "the restarted watcher's re-sync")
+    assert status_of(system, port) == "DOWN"
+    assert not is_live(system, container.id)
+    container.kill(signal="KILL")
+    wait_until(lambda: status_of(system, port) is None, 3, "gone once dead")
