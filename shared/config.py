@@ -286,6 +286,15 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+# The password in `user:password@host`, with or without a scheme before it, in lists of URLs too.
+URL_PASSWORD = re.compile(r"([^/@:,\s]*):[^@/,\s]*@")
+
+
+def without_passwords(text: str) -> str:
+    """`text` with every URL password replaced by `***`, for messages."""
+    return URL_PASSWORD.sub(r"\1:***@", text)
+
+
 def _fail(prog: str, message: str) -> NoReturn:
     sys.stderr.write(f"{prog}: error: {message}\n")
     raise SystemExit(2)
@@ -313,11 +322,11 @@ def _resolve(prog: str, options: Sequence[Option], argv: Sequence[str] | None,
             values[option.field] = option.default
             continue
         if not _is_utf8(raw):
-            _fail(prog, f"invalid value {raw!r} for {origin}: not valid UTF-8")
+            _fail(prog, f"invalid value {without_passwords(raw)!r} for {origin}: not valid UTF-8")
         try:
             values[option.field] = option.parse(raw)
         except ValueError as err:
-            _fail(prog, f"invalid value {raw!r} for {origin}: {err}")
+            _fail(prog, f"invalid value {without_passwords(raw)!r} for {origin}: {err}")
     return values
 
 

@@ -64,3 +64,30 @@ def test_component_processes_refuse_bad_flags_before_starting(component: str) ->
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"{component}: error: invalid value 'soon' for -retry-interval: expected an integer"]
+
+
+@pytest.mark.parametrize(("loader", "environ", "shown"), [
+    (config.load_registrar, {"EUREKA_URL": "https://registrar:s3cret@eureka/v2,ftp://x"},
+     "https://registrar:***@eureka/v2,ftp://x"),
+    (config.load_registrar, {"EUREKA_URL": "http://a/eureka, eureka-b:s3cret@host"}, None),
+    (config.load_watcher, {"REDIS_URL": "http://:s3cret@redis:6379/0"}, "http://:***@redis:6379/0"),
+])
+def test_configuration_errors_never_echo_a_password(loader, environ, shown, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        loader([], environ)
+    error = capsys.readouterr().err
+    assert "s3cret" not in error
+    if shown:
+        assert repr(shown) in error
+
+
+def test_min_renewal_interval_and_host_forget_margin() -> None:
+    settings = config.load_registrar(["-min-renewal-interval", "1"], {"EUREKA_URL": "http://e/eureka"})
+    assert settings.min_renewal_interval == 1
+    assert settings.host_forget_margin == 120
+
+
+def test_a_timeout_too_long_for_a_job_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        config.load_registrar(["-eureka-timeout", "30"], {"EUREKA_URL": "http://a/e,http://b/e,http://c/e"})
+    assert "-eureka-timeout (30.0) is too long for 3 Eureka servers" in capsys.readouterr().err
