@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from shared import defaults, keys
+from shared import keys
 from shared.eureka import EurekaClient, EurekaError, EurekaUnavailable
+from shared.locking import Locks
 from shared.store import Store
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ class Heartbeater:
     def __init__(self, store: Store, eureka: EurekaClient) -> None:
         self.store = store
         self.eureka = eureka
+        self.locks = Locks(store, eureka.timeout, len(eureka.servers))
 
     def due(self, limit: int) -> tuple[list[str], float]:
         """Claim the instances whose heartbeat is due now; also the shortest of their intervals."""
@@ -45,7 +47,7 @@ class Heartbeater:
                 log.error("heartbeat of %s failed: %s", key, err)
 
     def _register_again(self, key: str) -> None:
-        with self.store.lock(keys.instance_lock(key)):
+        with self.locks.hold(keys.instance_lock(key)):
             instance = self.store.instance(key)
             if instance is None or not self.store.is_live(instance.source):
                 return

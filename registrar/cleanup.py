@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared import keys
+from shared import defaults, keys
 from shared.eureka import EurekaClient, EurekaRejected
 from shared.store import Store
 
@@ -50,7 +50,7 @@ def remove_dangling(host: str, store: Store, eureka: EurekaClient) -> list[str]:
 
 def _remove_if_still_dangling(host: str, app: str, instance_id: str, store: Store, eureka: EurekaClient) -> bool:
     key = keys.instance_key(app, instance_id)
-    with store.lock(keys.instance_lock(key)):
+    with store.lock(keys.instance_lock(key), defaults.lock_seconds(eureka.timeout, len(eureka.servers))):
         current = eureka.instance(app, instance_id)
         container_id = None if current is None else container_id_if_from(current, host)
         if container_id is None or store.is_host_source(keys.source(host, container_id)):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from registrar.reconcile import Reconciler
-from shared import defaults, keys
+from shared import keys
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def forget_dead_hosts(reconciler: Reconciler, margin: float) -> list[str]:
     for host, last_seen in store.hosts_unseen_since(now - margin):
         if store.host_is_served(host):
             continue
-        lock = store.lock(keys.host_lock(host))
+        lock = store.lock(keys.host_lock(host), reconciler.locks.seconds)
         if not lock.acquire(blocking=False):
             continue
         try:

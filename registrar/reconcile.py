@@ -25,6 +25,7 @@ from rq import Queue
 
 from shared import defaults, keys, queues
 from shared.eureka import EurekaClient, EurekaRejected, EurekaUnavailable
+from shared.locking import Locks
 from shared.models import ContainerState, InstanceStatus, Phase
 from shared.registration import Registration, registration
 from shared.store import Store, TrackedInstance
@@ -39,6 +40,7 @@ class Reconciler:
         self.eureka = eureka
         self.queue = queue
         self.min_renewal = min_renewal
+        self.locks = Locks(store, eureka.timeout, len(eureka.servers))
 
     def run_job(self, source: str, force: bool, job_id: str) -> None:
         """A reconcile job: from its start on, a new change of the source needs a new job."""
@@ -47,7 +49,7 @@ class Reconciler:
 
     def reconcile(self, source: str, force: bool = False) -> bool:
         """Converge Eureka to `source`'s wanted state; True when it is applied."""
-        with self.store.lock(keys.source_lock(source)):
+        with self.locks.hold(keys.source_lock(source)):
             state, gen = self.store.read_state(source)
             wanted = self._wanted(state)
             tracked = self.store.tracked_instances(source)
@@ -115,11 +117,12 @@ class Reconciler:
         before = None if tracked is None else tracked.document
         if before == wanted.document and not force:
             return True
-        with self.store.lock(keys.instance_lock(key)):
+        with self.locks.hold(keys.instance_lock(key)):
             current = self.store.instance(key) if tracked is None else tracked
             if current is not None and current.source != source and self._owner_wants(current.source, key):
                 self._refuse(key, source, current.source)
                 return False
+            self.locks.renew()
             try:
                 if before is not None and not force and _only_status_differs(before, wanted.document):
                     if not self.eureka.set_status(wanted.app, wanted.instance_id, wanted.document["status"]):
@@ -150,10 +153,11 @@ class Reconciler:
         """Stop registering `key` for `source`: delete it from Eureka, or with `keep_in_eureka` set it
         DOWN and leave it to lease expiry (no more heartbeats). Someone else's instance is left alone."""
         app, instance_id = keys.split_instance_key(key)
-        with self.store.lock(keys.instance_lock(key)):
+        with self.locks.hold(keys.instance_lock(key)):
             instance = self.store.instance(key)
             owned = instance is not None and instance.source == source
             if owned:
+                self.locks.renew()
                 try:
                     if keep_in_eureka:
                         self.eureka.set_status(app, instance_id, InstanceStatus.DOWN.value)

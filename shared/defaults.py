@@ -53,10 +53,15 @@ HOST_FORGET_MARGIN_SECONDS = EUREKA_EVICTION_INTERVAL_SECONDS + 60
 # case is a few quick calls and one that waits out every timeout (checked at start: see
 # `eureka_call_fits_in_a_job`).
 JOB_TIMEOUT_SECONDS = 300
-# Source and instance locks outlive the job that holds them, so no second worker enters while the first
-# still works; a worker waits this long for a lock before its job fails (and is retried).
-LOCK_SECONDS = JOB_TIMEOUT_SECONDS + 30
+# A worker waits this long for a source or instance lock before its job gives up (and is retried).
 LOCK_WAIT_SECONDS = 30
+LOCK_MARGIN_SECONDS = 5
+
+
+def lock_seconds(eureka_timeout: float, servers: int) -> float:
+    """How long a source or instance lock lasts. It is renewed before every Eureka write (a registration is
+    two calls), so a worker killed mid-job blocks the others for no longer than this."""
+    return 2 * longest_eureka_call_seconds(eureka_timeout, servers) + LOCK_MARGIN_SECONDS
 
 
 def eureka_call_fits_in_a_job(timeout: float, servers: int) -> bool:

@@ -467,6 +467,5 @@ class Store:
                 found[key] = TrackedInstance(key, json.loads(doc), source)
         return found
 
-    def lock(self, name: str, timeout: float = defaults.LOCK_SECONDS,
-             blocking_timeout: float = defaults.LOCK_WAIT_SECONDS) -> redis.lock.Lock:
+    def lock(self, name: str, timeout: float, blocking_timeout: float = defaults.LOCK_WAIT_SECONDS) -> redis.lock.Lock:
         return self.redis.lock(name, timeout=timeout, blocking_timeout=blocking_timeout)

@@ -29,12 +29,13 @@ def eureka_proxy(eureka: DevEureka) -> Iterator[EurekaProxy]:
 
 
 @pytest.fixture
-def faulty_system(components: Components, eureka: DevEureka, docker_client: docker.DockerClient,
-                  docker_proxy: DockerProxy, eureka_proxy: EurekaProxy, redis_client: redis.Redis,
-                  redis_url: str) -> SimpleNamespace:
+def faulty_system(components: Components, eureka: DevEureka, docker_engine: DockerEngine,
+                  docker_client: docker.DockerClient, docker_proxy: DockerProxy, eureka_proxy: EurekaProxy,
+                  redis_client: redis.Redis, redis_url: str) -> SimpleNamespace:
     """The whole system, its watcher reading Docker through `docker_proxy` and its workers writing to Eureka
     through `eureka_proxy`."""
     env = {"EUREKA_URL": eureka_proxy.url, "DOCKER_HOST": docker_proxy.host}
     watcher = start_system(components, env, redis_url)
     return SimpleNamespace(env=env, watcher=watcher, eureka=eureka, docker=docker_client, redis=redis_client,
-                           components=components, docker_proxy=docker_proxy, eureka_proxy=eureka_proxy)
+                           components=components, docker_proxy=docker_proxy, eureka_proxy=eureka_proxy,
+                           docker_engine=docker_engine)

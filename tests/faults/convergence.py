@@ -63,11 +63,15 @@ def candidates(client: redis.Redis, eureka: DevEureka) -> set[str]:
     return found
 
 
-def differences(client: redis.Redis, eureka: DevEureka, expect: set[str] = frozenset()) -> list[str]:
-    """What is wrong in Eureka now, one line each; empty when it holds what it must, and what it must hold
-    includes the instance keys of `expect` (the containers the test knows run)."""
+def differences(client: redis.Redis, eureka: DevEureka, expect: set[str] | None = None) -> list[str]:
+    """What is wrong in Eureka now, one line each; empty when it holds what it must. With `expect` (the
+    instance keys of the containers the test knows run and vouched for), what it must hold is exactly that:
+    Redis lagging behind Docker counts as not converged."""
     wanted = wanted_registry(client)
-    found = [f"{key}: nobody vouches for it" for key in sorted(set(expect) - set(wanted))]
+    found = []
+    if expect is not None:
+        found += [f"{key}: nobody vouches for it" for key in sorted(set(expect) - set(wanted))]
+        found += [f"{key}: still vouched for" for key in sorted(set(wanted) - set(expect))]
     for key, expected in sorted(wanted.items()):
         instance = eureka.instance(*keys.split_instance_key(key))
         if instance is None:
@@ -76,7 +80,7 @@ def differences(client: redis.Redis, eureka: DevEureka, expect: set[str] = froze
             found.append(f"{key}: {instance['status']}, wanted {expected.status}")
         elif (instance.get("metadata") or {}).get("container-id") != expected.container_id:
             found.append(f"{key}: registered for container {_container(instance)}, wanted {expected.container_id[:12]}")
-    for key in sorted((candidates(client, eureka) | set(expect)) - set(wanted)):
+    for key in sorted((candidates(client, eureka) | set(expect or ())) - set(wanted)):
         instance = eureka.instance(*keys.split_instance_key(key))
         if instance is not None and instance["status"] in ROUTABLE:
             found.append(f"{key}: {instance['status']} for container {_container(instance)}, which nobody vouches for")
@@ -88,9 +92,9 @@ def _container(instance: dict[str, Any]) -> str:
 
 
 def wait_converged(client: redis.Redis, eureka: DevEureka, bound: float, what: str,
-                   expect: set[str] = frozenset()) -> float:
-    """Poll until Eureka holds what it must (`expect` included); returns the seconds it took. Fails after
-    `bound` seconds with the differences still left."""
+                   expect: set[str] | None = None) -> float:
+    """Poll until Eureka holds what it must (exactly `expect`, when given); returns the seconds it took.
+    Fails after `bound` seconds with the differences still left."""
     started = time.monotonic()
     while True:
         left = differences(client, eureka, expect)

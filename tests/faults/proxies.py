@@ -156,11 +156,14 @@ class EurekaProxy(_Proxy):
         self.upstream_port = upstream_port
         self.url = f"http://127.0.0.1:{listener.getsockname()[1]}/eureka"
         self.faults: list[Fault] = []
+        self.arrivals: list[tuple[float, str, str]] = []  # time, method, path: as each request arrives
         self.requests: list[tuple[float, str, str, int]] = []  # time, method, path, status answered
         self._lock = threading.Lock()
 
     def handle(self, client: socket.socket, head: bytes, body: bytes) -> None:
         method, path = request_line(head)
+        with self._lock:
+            self.arrivals.append((time.time(), method, path))
         fault = next((fault for fault in list(self.faults) if fault.applies(method, path)), None)
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
