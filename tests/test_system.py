@@ -95,7 +95,9 @@ def test_restarted_eureka_gets_instances_back_through_heartbeat_404(system: Simp
     assert instance["leaseInfo"]["registrationTimestamp"] > before["leaseInfo"]["registrationTimestamp"]
     assert instance["metadata"]["container-name"] == "/web1"
     heartbeater = next(p for p in system.components.started if p.name == "heartbeater")
-    assert f"re-registered WEB/{instance_id}: Eureka answered 404 to its heartbeat" in heartbeater.log()
+    # Logged once the registration is complete (its status set too), which may be just after the read above.
+    wait_until(lambda: f"re-registered WEB/{instance_id}: Eureka answered 404 to its heartbeat" in heartbeater.log(),
+               2, "the heartbeater to report the re-registration")
 
 
 def test_py_eureka_client_discovers_a_registered_container(system: SimpleNamespace) -> None:

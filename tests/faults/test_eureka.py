@@ -43,9 +43,8 @@ def test_changes_wait_while_eureka_refuses_and_converge_when_it_answers_again(
     system.eureka_proxy.faults.append(Fault(writes, status=status))
     arriving = run_web(system.docker, "arriving", started, environment=FAST_LEASE)
     leaving.kill()
-    for _ in range(5):  # flapping while Eureka refuses: still at most one queued job per container
-        arriving.pause()
-        arriving.unpause()
+    for flip in range(6):  # changing while Eureka refuses: still at most one queued job per container
+        arriving.rename(f"arriving-{flip}")
     queue = Queue(queues.REGISTRAR_QUEUE, connection=system.redis)
     holds_for(lambda: queue.count <= 3, 4, "at most one queued reconcile per container")
     source = keys.source(system.docker.info()["Name"], arriving.id)
