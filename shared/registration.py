@@ -178,7 +178,8 @@ def registration(record: ServiceRecord, status: InstanceStatus, *, host: str, ec
                                                               "overrides and defaults")
     aws = ec2 if auto_populate else None
 
-    local_host_name = attrs.host_name("eureka_datacenterinfo_localhostname") or (aws.local_hostname if aws else record.ip)
+    local_host_name = (attrs.host_name("eureka_datacenterinfo_localhostname")
+                       or (aws.local_hostname if aws else record.ip))
     host_name = f"{record.ip}_{record.port}" if datacenter == MY_OWN else local_host_name
     instance_id = f"{host_name}_{record.port}"
 

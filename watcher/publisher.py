@@ -87,8 +87,8 @@ class Publisher:
             elif stops_container(event.attributes.get("signal"), known.stop_signal):
                 self._set_stopping(container_id, True)
                 if known.state.phase is Phase.RUNNING:
-                    self._publish(container_id, known.state.model_copy(update={"status": InstanceStatus.DOWN}), known.stop_signal,
-                                  event_time=event.time)
+                    down = known.state.model_copy(update={"status": InstanceStatus.DOWN})
+                    self._publish(container_id, down, known.stop_signal, event_time=event.time)
         elif action == "die":
             self._set_stopping(container_id, False)
             known = self._known.get(container_id)
@@ -97,7 +97,8 @@ class Publisher:
             state = exited_state(host=self.host, container_id=container_id, container_name=name,
                                  exit_code=int(exit_code) if exit_code.isdigit() else 0,
                                  deregister=self.settings.deregister)
-            self._publish(container_id, state, known.stop_signal if known else DEFAULT_STOP_SIGNAL, event_time=event.time)
+            self._publish(container_id, state, known.stop_signal if known else DEFAULT_STOP_SIGNAL,
+                          event_time=event.time)
         elif action == "destroy":
             self._set_stopping(container_id, False)
             self._publish(container_id, None, DEFAULT_STOP_SIGNAL, event_time=event.time)

@@ -19,9 +19,15 @@ import redis
 from shared import keys
 from shared.models import ContainerState, Phase
 from shared.registration import registration
+from tests.conftest import HOST_IP
 from tests.support import DevEureka
 
 ROUTABLE = frozenset({"UP", "STARTING"})
+
+
+def web_key(port: int) -> str:
+    """The instance key of the tests' `web` container published on `port` of this machine."""
+    return keys.instance_key("WEB", f"{HOST_IP}_{port}")
 
 
 @dataclass(frozen=True)

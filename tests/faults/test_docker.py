@@ -10,16 +10,13 @@ from types import SimpleNamespace
 
 from shared import keys
 from tests.conftest import FAST_LEASE, HOST, HOST_IP, run_web
-from tests.faults.convergence import differences, wait_converged
+from tests.faults.convergence import differences, wait_converged, web_key
 from tests.support import free_port, holds_for, wait_until
 
 # The tests' watcher renews liveness every second (-ttl-refresh 1): a stall is noticed at the second renewal
 # that still sees the same disagreement, then the stream reconnects and the host re-syncs.
 STALL_BOUND = 2 * 1 + 3
 
-
-def web_key(port: int) -> str:
-    return keys.instance_key("WEB", f"{HOST_IP}_{port}")
 
 
 def test_failing_inspects_are_retried_and_withdraw_nothing(faulty_system: SimpleNamespace) -> None:

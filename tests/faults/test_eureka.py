@@ -14,7 +14,7 @@ from rq import Queue
 
 from shared import keys, queues
 from tests.conftest import FAST_LEASE, HOST_IP, run_web, start_system
-from tests.faults.convergence import wait_converged
+from tests.faults.convergence import wait_converged, web_key
 from tests.faults.proxies import Fault
 from tests.support import free_port, holds_for, wait_until
 
@@ -22,9 +22,6 @@ from tests.support import free_port, holds_for, wait_until
 # doubling from 5 s), plus the time the attempt takes.
 AFTER_OUTAGE_BOUND = 25
 
-
-def web_key(port: int) -> str:
-    return keys.instance_key("WEB", f"{HOST_IP}_{port}")
 
 
 def writes(method: str, path: str) -> bool:

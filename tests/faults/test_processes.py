@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from shared import defaults, keys
+from shared import defaults
 from tests.conftest import FAST_LEASE, HOST_IP, run_web, start_system, start_watcher
-from tests.faults.convergence import differences, wait_converged
+from tests.faults.convergence import differences, wait_converged, web_key
 from tests.faults.proxies import Fault
 from tests.support import free_port, holds_for, wait_until
 
@@ -21,9 +21,6 @@ DEAD_WATCHER_BOUND = 3 + 2 * 3 + 3
 # A registrar killed mid-job: its locks (timeout 1 s, one server) expire, then the sweep's retry runs.
 KILLED_REGISTRAR_BOUND = defaults.lock_seconds(1, 1) + 2 * defaults.SWEEP_FIRST_RETRY_SECONDS + 5
 
-
-def web_key(port: int) -> str:
-    return keys.instance_key("WEB", f"{HOST_IP}_{port}")
 
 
 def test_killed_watcher_lets_its_containers_expire_and_a_new_one_takes_them_back(

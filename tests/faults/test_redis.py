@@ -18,15 +18,12 @@ import redis
 
 from shared import keys
 from tests.conftest import FAST_LEASE, HOST_IP, Components, run_web, start_system
-from tests.faults.convergence import wait_converged
+from tests.faults.convergence import wait_converged, web_key
 from tests.support import DevEureka, DockerEngine, RedisServer, free_port, wait_until
 
 # Noticed at the next renewal (1 s), re-published at once, applied within a job or two.
 AFTER_LOSS_BOUND = 10
 
-
-def web_key(port: int) -> str:
-    return keys.instance_key("WEB", f"{HOST_IP}_{port}")
 
 
 @pytest.fixture

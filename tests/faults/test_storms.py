@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from shared import keys
 from tests.conftest import FAST_LEASE, HOST_IP, run_web, start_system, start_watcher
-from tests.faults.convergence import wait_converged
+from tests.faults.convergence import wait_converged, web_key
 from tests.support import free_port, wait_until
 
 STORM_BOUND = 15
 
-
-def web_key(port: int) -> str:
-    return keys.instance_key("WEB", f"{HOST_IP}_{port}")
 
 
 def test_containers_that_start_and_die_within_milliseconds(faulty_system: SimpleNamespace) -> None:
