@@ -15,8 +15,8 @@ from typing import Any, NoReturn
 
 from werkzeug.serving import make_server
 
-from deveureka.app import create_app
-from deveureka.registry import Evictor, Registry
+from deveureka.app import DEFAULT_RESPONSE_CACHE_SECONDS, create_app, response_cache
+from deveureka.registry import LEASE_EXPIRIES, Evictor, LeaseExpiry, Registry
 
 PROG = "deveureka"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -30,6 +30,9 @@ class Settings:
     port: int
     eviction_interval: float
     response_cache_seconds: float
+    lease_expiry: LeaseExpiry
+    self_preservation: bool
+    strict: bool
     log_level: str
     tls_cert: str
     tls_key: str
@@ -82,6 +85,19 @@ def _credentials(raw: str) -> tuple[str, str] | None:
     return user, password
 
 
+def _lease_expiry(raw: str) -> LeaseExpiry:
+    for choice in LEASE_EXPIRIES:
+        if raw == choice:
+            return choice
+    raise ValueError(f"invalid value {raw!r}: must be one of {', '.join(LEASE_EXPIRIES)}")
+
+
+def _boolean(raw: str) -> bool:
+    if raw.lower() not in ("true", "false"):
+        raise ValueError(f"invalid value {raw!r}: must be true or false")
+    return raw.lower() == "true"
+
+
 def _log_level(raw: str) -> str:
     if raw.upper() not in LOG_LEVELS:
         raise ValueError(f"invalid value {raw!r}: must be one of {', '.join(LOG_LEVELS)}")
@@ -95,6 +111,7 @@ class _Option:
     default: str
     convert: Callable[[str], Any]
     help: str
+    switch: bool = False  # a flag without a value: given means "true"
 
     @property
     def dest(self) -> str:
@@ -114,9 +131,36 @@ OPTIONS = (
     _Option(
         "--response-cache-seconds",
         "DEVEUREKA_RESPONSE_CACHE_SECONDS",
-        "0",
+        f"{DEFAULT_RESPONSE_CACHE_SECONDS:g}",
         _seconds(0, inclusive=True),
-        "serve GET /apps, /apps/delta and /apps/{APP} from a cache this old at most; 0 = off",
+        "seconds between refreshes of the cache GET /apps, /apps/delta and /apps/{APP} are served "
+        "from; 0 = no cache",
+    ),
+    _Option(
+        "--lease-expiry",
+        "DEVEUREKA_LEASE_EXPIRY",
+        "netflix",
+        _lease_expiry,
+        "netflix: a renewed lease lasts 2 x durationInSecs, as Netflix's; "
+        "duration: it lasts durationInSecs after the last renewal",
+    ),
+    _Option(
+        "--self-preservation",
+        "DEVEUREKA_SELF_PRESERVATION",
+        "false",
+        _boolean,
+        "stop expiring leases while heartbeats fall below 85%% of those expected, as Netflix does "
+        "by default",
+        switch=True,
+    ),
+    _Option(
+        "--strict",
+        "DEVEUREKA_STRICT",
+        "false",
+        _boolean,
+        "refuse (400) registrations and metadata Netflix would silently alter: metadata keys that "
+        "are not XML names, unknown statuses, bad ports and numbers, text XML cannot carry",
+        switch=True,
     ),
     _Option(
         "--log-level", "DEVEUREKA_LOG_LEVEL", "INFO", _log_level, "one of " + ", ".join(LOG_LEVELS)
@@ -154,7 +198,9 @@ def parse_settings(
     )
     for option in OPTIONS:
         parser.add_argument(
-            option.flag, help=f"{option.help} (env {option.env}, default {option.default})"
+            option.flag,
+            help=f"{option.help} (env {option.env}, default {option.default})",
+            **({"action": "store_const", "const": "true"} if option.switch else {}),
         )
     args = parser.parse_args(argv)
     values: dict[str, Any] = {}
@@ -176,11 +222,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    registry = Registry()
+    registry = Registry(
+        lease_expiry=settings.lease_expiry, self_preservation=settings.self_preservation
+    )
     app = create_app(
         registry,
         response_cache_seconds=settings.response_cache_seconds,
         basic_auth=settings.basic_auth,
+        strict=settings.strict,
     )
     tls = (settings.tls_cert, settings.tls_key) if settings.tls_cert else None
     try:
@@ -193,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         signal.signal(signum, lambda *_: stop.set())
     evictor = Evictor(registry, settings.eviction_interval)
     evictor.start()
+    cache = response_cache(app)
+    cache.start()
     serving = threading.Thread(
         target=server.serve_forever,
         kwargs={"poll_interval": 0.1},
@@ -209,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     serving.join()
     server.server_close()
     evictor.stop()
+    cache.stop()
     log.info("stopped")
 
 

@@ -133,9 +133,28 @@ def start_server(log_path: Path, *args: str) -> EurekaProcess:
 
 @pytest.fixture(scope="session")
 def dev_eureka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EurekaProcess]:
-    """One server shared by the tests that use distinct app names; evicts every 0.2 s."""
+    """One server shared by the tests that use distinct app names, with Netflix's rules but no
+    response cache (so a listing shows a registration at once) and an eviction run every 0.2 s.
+    The cache and the real timings are tested on servers of their own."""
     server = start_server(
-        tmp_path_factory.mktemp("deveureka") / "server.log", "--eviction-interval", "0.2"
+        tmp_path_factory.mktemp("deveureka") / "server.log",
+        "--eviction-interval",
+        "0.2",
+        "--response-cache-seconds",
+        "0",
+    )
+    yield server
+    assert server.stop() == 0, server.log()
+
+
+@pytest.fixture(scope="session")
+def strict_eureka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EurekaProcess]:
+    """Like dev_eureka, with --strict."""
+    server = start_server(
+        tmp_path_factory.mktemp("deveureka-strict") / "server.log",
+        "--response-cache-seconds",
+        "0",
+        "--strict",
     )
     yield server
     assert server.stop() == 0, server.log()

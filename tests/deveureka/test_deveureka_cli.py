@@ -1,4 +1,4 @@
-"""The command line: options, invalid values, start-up line, signals, response cache."""
+"""The command line: options, invalid values, start-up line, signals."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -34,6 +33,8 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         (["--eviction-interval", "0"], "--eviction-interval"),
         (["--eviction-interval", "nan"], "--eviction-interval"),
         (["--response-cache-seconds", "-1"], "--response-cache-seconds"),
+        (["--lease-expiry", "forever"], "--lease-expiry"),
+        (["--strict", "yes"], "yes"),
         (["--log-level", "LOUD"], "--log-level"),
         (["--host", ""], "--host"),
         (["--bogus"], "--bogus"),
@@ -60,14 +61,31 @@ def test_invalid_environment_value_names_the_variable():
 
 
 def test_settings_defaults_environment_and_flags():
-    assert parse_settings([], environ={}) == Settings("127.0.0.1", 8761, 60.0, 0.0, "INFO", "", "", None)
+    assert parse_settings([], environ={}) == Settings(
+        "127.0.0.1", 8761, 60.0, 30.0, "netflix", False, False, "INFO", "", "", None
+    )
     environ = {
         "DEVEUREKA_PORT": "9000",
         "DEVEUREKA_LOG_LEVEL": "debug",
         "DEVEUREKA_HOST": "0.0.0.0",
+        "DEVEUREKA_SELF_PRESERVATION": "TRUE",
+        "DEVEUREKA_LEASE_EXPIRY": "duration",
     }
-    settings = parse_settings(["--port", "9100", "--response-cache-seconds", "30"], environ=environ)
-    assert settings == Settings("0.0.0.0", 9100, 60.0, 30.0, "DEBUG", "", "", None)
+    settings = parse_settings(
+        ["--port", "9100", "--response-cache-seconds", "0", "--strict"], environ=environ
+    )
+    assert settings == Settings(
+        "0.0.0.0", 9100, 60.0, 0.0, "duration", True, True, "DEBUG", "", "", None
+    )
+
+
+def test_invalid_switch_environment_value_names_the_variable():
+    result = _run(env={"DEVEUREKA_STRICT": "maybe"})
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "deveureka: DEVEUREKA_STRICT (--strict): invalid value 'maybe': must be true or false"
+    ]
 
 
 def test_help_lists_every_option():
@@ -78,6 +96,9 @@ def test_help_lists_every_option():
         "--port",
         "--eviction-interval",
         "--response-cache-seconds",
+        "--lease-expiry",
+        "--self-preservation",
+        "--strict",
         "--log-level",
     ):
         assert flag in result.stdout
@@ -93,38 +114,3 @@ def test_prints_its_url_and_stops_cleanly_on_sigterm(launch):
 def test_stops_cleanly_on_sigint(launch):
     server = launch("--log-level", "DEBUG")
     assert server.stop(signal.SIGINT) == 0
-
-
-def test_responses_are_fresh_without_cache(launch):
-    server = launch()
-    assert server.get_json("/apps")["applications"]["application"] == []
-    assert server.register("WEB", server.doc("WEB")).status_code == 204
-
-    assert [a["name"] for a in server.get_json("/apps")["applications"]["application"]] == ["WEB"]
-
-
-def test_response_cache_lags_registry_wide_reads(launch):
-    server = launch("--response-cache-seconds", "1")
-    assert server.register("WEB", server.doc("WEB", instance_port=1)).status_code == 204
-    # /apps is cached last, so once it shows the change the other entries have expired too.
-    assert server.request("GET", "/apps/API").status_code == 404
-    assert len(server.get_json("/apps/WEB")["application"]["instance"]) == 1
-    assert len(server.get_json("/apps")["applications"]["application"]) == 1
-
-    changed = time.monotonic()
-    assert server.register("WEB", server.doc("WEB", instance_port=2)).status_code == 204
-    assert server.register("API", server.doc("API")).status_code == 204
-
-    # Single-instance reads are never cached; the others still show the old registry.
-    assert server.instance("WEB", "127.0.0.1_2")["instanceId"] == "127.0.0.1_2"
-    assert len(server.get_json("/apps/WEB")["application"]["instance"]) == 1
-    assert len(server.get_json("/apps")["applications"]["application"]) == 1
-    assert server.request("GET", "/apps/API").status_code == 404
-
-    deadline = changed + 5
-    while len(server.get_json("/apps")["applications"]["application"]) < 2:
-        assert time.monotonic() < deadline, "cache never refreshed"
-        time.sleep(0.05)
-    assert time.monotonic() - changed >= 0.5
-    assert len(server.get_json("/apps/WEB")["application"]["instance"]) == 2
-    assert server.request("GET", "/apps/API").status_code == 200

@@ -120,18 +120,25 @@ def test_instance_by_id_alone(dev_eureka, app_name):
 
 
 @pytest.mark.parametrize(
-    "accept,expected",
+    "accept,listing,instance",
     [
-        (None, "application/xml"),
-        ("*/*", "application/xml"),
-        ("application/xml", "application/xml"),
-        ("application/json", "application/json"),
-        ("application/json, */*", "application/json"),
-        ("application/xml;q=1, application/json;q=0.5", "application/xml"),
+        (None, "application/xml", "application/xml"),
+        ("*/*", "application/xml", "application/xml"),
+        ("application/xml", "application/xml", "application/xml"),
+        ("application/json", "application/json", "application/json"),
+        ("application/json, */*", "application/json", "application/json"),
+        # Listings look for "json" anywhere in the header; a single instance is negotiated.
+        ("application/xml;q=1, application/json;q=0.5", "application/json", "application/xml"),
     ],
 )
-def test_format_follows_accept_with_xml_by_default(dev_eureka, registered, accept, expected):
-    for path in ("/apps", f"/apps/{registered}", f"/apps/{registered}/127.0.0.1_18080"):
+def test_format_follows_accept_with_xml_by_default(
+    dev_eureka, registered, accept, listing, instance
+):
+    for path, expected in (
+        ("/apps", listing),
+        (f"/apps/{registered}", listing),
+        (f"/apps/{registered}/127.0.0.1_18080", instance),
+    ):
         response = dev_eureka.request("GET", path, headers={"Accept": accept})  # None: no header
         assert response.request.headers.get("Accept") == accept
         assert response.status_code == 200
@@ -190,7 +197,7 @@ def test_delta_is_empty_but_carries_the_full_hashcode(dev_eureka, registered):
 
 
 def test_hashcode_counts_statuses(launch):
-    server = launch()
+    server = launch("--response-cache-seconds", "0")
     for port, status in ((1, "UP"), (2, "UP"), (3, "DOWN")):
         doc = server.doc("WEB", instance_port=port, status=status)
         assert server.register("WEB", doc).status_code == 204

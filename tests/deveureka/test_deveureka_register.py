@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+DEFAULT_CLASS = "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo"
+AMAZON_CLASS = "com.netflix.appinfo.AmazonInfo"
 XML_REGISTRATION = """<?xml version="1.0" encoding="UTF-8"?>
 <instance>
   <instanceId>10.0.0.5_8080</instanceId>
@@ -13,7 +15,7 @@ XML_REGISTRATION = """<?xml version="1.0" encoding="UTF-8"?>
   <app>{app}</app>
   <ipAddr>10.0.0.5</ipAddr>
   <vipAddress>10.0.0.5</vipAddress>
-  <status>STARTING</status>
+  <status>starting</status>
   <port enabled="true">8080</port>
   <securePort enabled="false">8443</securePort>
   <dataCenterInfo class="com.netflix.appinfo.AmazonInfo">
@@ -28,6 +30,7 @@ XML_REGISTRATION = """<?xml version="1.0" encoding="UTF-8"?>
   </leaseInfo>
   <metadata>
     <container-name>/web-1</container-name>
+    <under__score>_.0031x</under__score>
     <hudl.routes>a&lt;b &amp; "c"</hudl.routes>
   </metadata>
 </instance>
@@ -66,53 +69,56 @@ def test_json_registration_is_stored_normalised(dev_eureka, app_name):
     assert int(stored["lastDirtyTimestamp"]) > 0
 
 
-def test_minimal_registration_gets_defaults(dev_eureka, app_name):
+def test_minimal_registration_gets_netflix_defaults(dev_eureka, app_name):
     doc = {
         "instance": {
             "hostName": "host-a",
             "app": app_name,
             "ipAddr": "10.1.1.1",
-            "dataCenterInfo": {"name": "MyOwn"},
+            "dataCenterInfo": {"@class": DEFAULT_CLASS, "name": "MyOwn"},
         }
     }
     assert dev_eureka.register(app_name, doc).status_code == 204
 
     stored = dev_eureka.instance(app_name, "host-a")  # no instanceId: the id is the hostName
-    assert stored["instanceId"] == "host-a"
+    assert "instanceId" not in stored  # written back only when sent
     assert stored["status"] == "UP"
     assert stored["port"] == {"$": 7001, "@enabled": "true"}
-    assert stored["securePort"] == {"$": 443, "@enabled": "false"}
+    assert stored["securePort"] == {"$": 7002, "@enabled": "false"}
     assert stored["leaseInfo"]["renewalIntervalInSecs"] == 30
     assert stored["leaseInfo"]["durationInSecs"] == 90
-    assert (
-        stored["dataCenterInfo"]["@class"]
-        == "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo"
-    )
-    assert stored["metadata"] == {}
-    assert stored["vipAddress"] == ""
+    assert stored["metadata"] == {"@class": "java.util.Collections$EmptyMap"}
+    assert "vipAddress" not in stored
 
 
-def test_lenient_value_forms_are_normalised(dev_eureka, app_name):
+def test_values_are_read_as_netflix_reads_them(dev_eureka, app_name):
     doc = dev_eureka.doc(
         app_name,
-        status="starting",
-        port={"$": "18080", "@enabled": True},
-        securePort=8443,
+        status="starting",  # not exactly a status name: UNKNOWN
+        port={"$": "70000", "@enabled": "yes"},
+        securePort={"$": 8443.9, "@enabled": True},
         leaseInfo={"renewalIntervalInSecs": "5", "durationInSecs": 0},
         metadata={"@class": "java.util.Collections$EmptyMap", "n": 3, "flag": False},
-        isCoordinatingDiscoveryServer=False,
+        countryId="x",
+        lastDirtyTimestamp="abc",
+        isCoordinatingDiscoveryServer=True,
+        sid="na",
     )
     assert dev_eureka.register(app_name, doc).status_code == 204
 
     stored = dev_eureka.instance(app_name, "127.0.0.1_18080")
-    assert stored["status"] == "STARTING"
-    assert stored["port"] == {"$": 18080, "@enabled": "true"}
-    assert stored["securePort"] == {"$": 8443, "@enabled": "false"}
+    assert stored["status"] == "UNKNOWN"
+    assert stored["port"] == {"$": 70000, "@enabled": "false"}
+    assert stored["securePort"] == {"$": 8443, "@enabled": "true"}
     assert stored["leaseInfo"]["renewalIntervalInSecs"] == 5
-    assert stored["leaseInfo"]["durationInSecs"] == 90  # non-positive falls back, like Netflix
+    assert stored["leaseInfo"]["durationInSecs"] == 90  # non-positive falls back
     assert stored["metadata"] == {"n": "3", "flag": "false"}
-    assert stored["isCoordinatingDiscoveryServer"] == "false"
+    assert (stored["countryId"], stored["lastDirtyTimestamp"]) == (0, "0")
+    assert stored["isCoordinatingDiscoveryServer"] == "false"  # true only for the server itself
+    assert "sid" not in stored
     assert stored["leaseInfo"]["serviceUpTimestamp"] == 0  # never UP yet
+    heartbeat = dev_eureka.request("PUT", f"/apps/{app_name}/127.0.0.1_18080")
+    assert heartbeat.status_code == 404  # UNKNOWN: register again
 
 
 def test_xml_registration_round_trips(dev_eureka, app_name):
@@ -126,12 +132,17 @@ def test_xml_registration_round_trips(dev_eureka, app_name):
 
     stored = dev_eureka.instance(app_name, "10.0.0.5_8080")
     assert stored["hostName"] == "ip-10-0-0-5.ec2.internal"
-    assert stored["status"] == "STARTING"
+    assert stored["status"] == "STARTING"  # Netflix reads XML statuses in any letter case
     assert stored["port"] == {"$": 8080, "@enabled": "true"}
     assert stored["securePort"] == {"$": 8443, "@enabled": "false"}
     assert stored["leaseInfo"]["renewalIntervalInSecs"] == 10
     assert stored["leaseInfo"]["durationInSecs"] == 35
-    assert stored["metadata"] == {"container-name": "/web-1", "hudl.routes": 'a<b & "c"'}
+    # Element names are read back as XStream wrote them: "__" is "_".
+    assert stored["metadata"] == {
+        "container-name": "/web-1",
+        "under_score": "_.0031x",
+        "hudl.routes": 'a<b & "c"',
+    }
     assert stored["dataCenterInfo"] == {
         "@class": "com.netflix.appinfo.AmazonInfo",
         "name": "Amazon",
@@ -151,7 +162,9 @@ def test_amazon_instance_without_instance_id_uses_datacenter_instance_id(dev_eur
     )
     assert dev_eureka.register(app_name, doc).status_code == 204
 
-    assert dev_eureka.instance(app_name, "web.internal_8080")["dataCenterInfo"] == data_center
+    stored = dev_eureka.instance(app_name, "web.internal_8080")
+    assert stored["dataCenterInfo"] == data_center
+    assert "instanceId" not in stored  # not sent, so not written back
 
 
 def test_app_name_is_case_insensitive_and_upper_cased(dev_eureka, app_name):
@@ -207,30 +220,81 @@ def test_reregistration_keeps_status_override(dev_eureka, app_name):
 
 
 def test_overridden_status_in_body_becomes_the_override(dev_eureka, app_name):
-    doc = dev_eureka.doc(app_name, overriddenstatus="OUT_OF_SERVICE")  # py_eureka_client's spelling
+    doc = dev_eureka.doc(app_name, overriddenStatus="OUT_OF_SERVICE")
     assert dev_eureka.register(app_name, doc).status_code == 204
 
     stored = dev_eureka.instance(app_name, "127.0.0.1_18080")
     assert (stored["status"], stored["overriddenStatus"]) == ("OUT_OF_SERVICE", "OUT_OF_SERVICE")
 
 
-REJECTED = {
-    "mismatched app": (dict(app="OTHER"), "mismatched app"),
-    "missing app": (dict(app=None), "missing app"),
-    "missing dataCenterInfo": (dict(dataCenterInfo=None), "missing dataCenterInfo"),
+def test_lower_case_overriddenstatus_in_json_is_ignored(dev_eureka, app_name):
+    # py_eureka_client's spelling: Netflix's JSON codec only knows "overriddenStatus".
+    doc = dev_eureka.doc(app_name, overriddenstatus="OUT_OF_SERVICE")
+    assert dev_eureka.register(app_name, doc).status_code == 204
+
+    stored = dev_eureka.instance(app_name, "127.0.0.1_18080")
+    assert (stored["status"], stored["overriddenStatus"]) == ("UP", "UNKNOWN")
+
+
+REFUSED = {
+    "mismatched app": (dict(app="OTHER"), "Mismatched appName, expecting {app} but was OTHER"),
+    "missing app": (dict(app=None), "Missing appName"),
+    "missing dataCenterInfo": (dict(dataCenterInfo=None), "Missing dataCenterInfo"),
     "dataCenterInfo without name": (
-        dict(dataCenterInfo={"@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo"}),
-        "missing dataCenterInfo name",
+        dict(dataCenterInfo={"@class": DEFAULT_CLASS}),
+        "Missing dataCenterInfo Name",
     ),
-    "no instanceId nor hostName": (dict(instanceId=None, hostName=None), "missing instanceId"),
-    "missing hostName": (dict(hostName=None), "missing hostName"),
-    "missing ipAddr": (dict(ipAddr=None), "missing ipAddr"),
+    "no instanceId nor hostName": (dict(instanceId=None, hostName=None), "Missing instanceId"),
+    "blank instanceId and hostName": (dict(instanceId="", hostName=" "), "Missing instanceId"),
+    "missing hostName": (dict(hostName=None), "Missing hostname"),
+    "missing ipAddr": (dict(ipAddr=None), "Missing ip address"),
+}
+
+
+@pytest.mark.parametrize("fields,message", REFUSED.values(), ids=REFUSED.keys())
+@pytest.mark.parametrize("server", ["dev_eureka", "strict_eureka"])
+def test_incomplete_registration_is_refused_with_netflix_message(
+    request, server, app_name, fields, message
+):
+    server = request.getfixturevalue(server)
+    response = server.register(app_name, server.doc(app_name, **fields))
+
+    assert response.status_code == 400
+    assert response.text == message.format(app=app_name)
+    assert server.request("GET", f"/apps/{app_name}").status_code == 404
+
+
+UNREADABLE = {
+    "dataCenterInfo without @class": dict(dataCenterInfo={"name": "MyOwn"}),
+    "dataCenterInfo of an unknown class": dict(dataCenterInfo={"@class": "x.Y", "name": "MyOwn"}),
+    "dataCenterInfo of an unknown name": dict(
+        dataCenterInfo={"@class": DEFAULT_CLASS, "name": "Moon"}
+    ),
+    "port as a plain number": dict(port=8080),
+    "securePort as a string": dict(securePort="8443"),
+    "port with another field": dict(port={"$": 80, "@enabled": "true", "x": 1}),
+    "leaseInfo not an object": dict(leaseInfo="90"),
+    "metadata value nested": dict(metadata={"k": {"x": 1}}),
+}
+
+
+@pytest.mark.parametrize("fields", UNREADABLE.values(), ids=UNREADABLE.keys())
+def test_body_netflix_cannot_read_is_refused(dev_eureka, app_name, fields):
+    response = dev_eureka.register(app_name, dev_eureka.doc(app_name, **fields))
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "cannot parse request body"}
+    assert dev_eureka.request("GET", f"/apps/{app_name}").status_code == 404
+
+
+STRICT = {
     "port not an integer": (dict(port={"$": "http", "@enabled": "true"}), "port.$"),
     "port float": (dict(port={"$": 80.5, "@enabled": "true"}), "port.$"),
     "port out of range": (dict(port={"$": 70000, "@enabled": "true"}), "0-65535"),
     "securePort bool": (dict(securePort={"$": True, "@enabled": "false"}), "securePort.$"),
     "port enabled not boolean": (dict(port={"$": 80, "@enabled": "yes"}), "port.@enabled"),
     "unknown status": (dict(status="RUNNING"), "status"),
+    "status in lower case": (dict(status="up"), "status"),
     "unknown overriddenStatus": (dict(overriddenStatus="MAYBE"), "overriddenStatus"),
     "lease duration not integer": (dict(leaseInfo={"durationInSecs": "ninety"}), "durationInSecs"),
     "hostName not a string": (dict(hostName=12), "hostName"),
@@ -238,22 +302,26 @@ REJECTED = {
     "metadata key with colon": (dict(metadata={"a:b": "v"}), "'a:b'"),
     "metadata key with space": (dict(metadata={"has space": "v"}), "'has space'"),
     "metadata key empty": (dict(metadata={"": "v"}), "''"),
-    "metadata value nested": (dict(metadata={"k": {"x": 1}}), "'k'"),
     "metadata value control char": (dict(metadata={"k": "a\x01b"}), "XML 1.0"),
     "datacenter metadata key invalid": (
-        dict(dataCenterInfo={"name": "Amazon", "metadata": {"bad key": "v"}}),
+        dict(
+            dataCenterInfo={"@class": AMAZON_CLASS, "name": "Amazon", "metadata": {"bad key": "v"}}
+        ),
         "'bad key'",
     ),
 }
 
 
-@pytest.mark.parametrize("fields,reason", REJECTED.values(), ids=REJECTED.keys())
-def test_invalid_registration_is_refused(dev_eureka, app_name, fields, reason):
-    response = dev_eureka.register(app_name, dev_eureka.doc(app_name, **fields))
+@pytest.mark.parametrize("fields,named", STRICT.values(), ids=STRICT.keys())
+def test_strict_server_refuses_what_netflix_would_silently_alter(
+    dev_eureka, strict_eureka, app_name, fields, named
+):
+    response = strict_eureka.register(app_name, strict_eureka.doc(app_name, **fields))
 
     assert response.status_code == 400
-    assert reason in response.text
-    assert dev_eureka.request("GET", f"/apps/{app_name}").status_code == 404
+    assert named in response.text
+    assert strict_eureka.request("GET", f"/apps/{app_name}").status_code == 404
+    assert dev_eureka.register(app_name, dev_eureka.doc(app_name, **fields)).status_code == 204
 
 
 UNPARSEABLE = {
@@ -262,6 +330,7 @@ UNPARSEABLE = {
     "JSON instance not an object": ("application/json", b'{"instance": "x"}'),
     "broken XML": ("application/xml", b"<instance><app>X</app>"),
     "XML with another root": ("application/xml", b"<application><name>X</name></application>"),
+    "XML port not a number": ("application/xml", b"<instance><port>http</port></instance>"),
 }
 
 
@@ -271,14 +340,18 @@ def test_unparseable_body_is_refused(dev_eureka, app_name, content_type, body):
         "POST", f"/apps/{app_name}", data=body, headers={"Content-Type": content_type}
     )
     assert response.status_code == 400
+    assert response.headers["Content-Type"].startswith(content_type)
+    assert "cannot parse request body" in response.text
 
 
-def test_body_that_is_neither_json_nor_xml_is_unsupported(dev_eureka, app_name):
+@pytest.mark.parametrize("content_type", ["text/plain", "text/xml", "application/vnd.x+json"])
+def test_body_that_is_neither_json_nor_xml_is_unsupported(dev_eureka, app_name, content_type):
     response = dev_eureka.request(
         "POST",
         f"/apps/{app_name}",
         data=json.dumps(dev_eureka.doc(app_name)).encode(),
-        headers={"Content-Type": "text/plain"},
+        headers={"Content-Type": content_type},
     )
     assert response.status_code == 415
+    assert response.content == b""
     assert dev_eureka.request("GET", f"/apps/{app_name}").status_code == 404
