@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -160,19 +161,36 @@ def strict_eureka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EurekaPr
     assert server.stop() == 0, server.log()
 
 
-@pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Callable[..., EurekaProcess]]:
-    """Start extra servers with their own flags; all are stopped at teardown."""
+@contextlib.contextmanager
+def _launcher(directory: Path) -> Iterator[Callable[..., EurekaProcess]]:
     started: list[EurekaProcess] = []
 
     def start(*args: str) -> EurekaProcess:
-        server = start_server(tmp_path / f"server-{len(started)}.log", *args)
+        server = start_server(directory / f"server-{len(started)}.log", *args)
         started.append(server)
         return server
 
-    yield start
-    for server in started:
-        server.stop()
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[..., EurekaProcess]]:
+    """Start extra servers with their own flags; all are stopped at teardown."""
+    with _launcher(tmp_path) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def module_launch(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., EurekaProcess]]:
+    """Like launch, for servers that serve a whole test module."""
+    with _launcher(tmp_path_factory.mktemp("deveureka-module")) as start:
+        yield start
 
 
 @pytest.fixture
