@@ -224,17 +224,29 @@ def create_raw_container(client: Any, name: str, body: bytes) -> str:
 class DevEureka:
     """The project's development Eureka server on a fixed port, so it can be restarted in place.
 
+    It runs with --strict, so a registration Netflix would silently alter (a metadata key that is not
+    an XML name, an unknown status, a bad port) fails the product's tests with a 400 naming it.
     `tls` (certificate, key) serves https; `basic_auth` (user, password) requires those credentials. `url`
     is what a client is configured with (credentials included); the helpers below read with them.
+
+    The other parameters are the server's options (deveureka/README.md). The defaults are not Netflix's:
+    no response cache (listings are fresh), a lease lasts `durationInSecs` after its last renewal, an
+    eviction run every 0.2 s. Netflix's behaviour with short timings, e.g.:
+    `DevEureka(log_dir, response_cache_seconds=1, lease_expiry="netflix", eviction_interval=0.5)`.
     """
 
     def __init__(self, log_dir: Path, eviction_interval: float = 0.2, *, tls: tuple[Path, Path] | None = None,
-                 basic_auth: tuple[str, str] | None = None) -> None:
+                 basic_auth: tuple[str, str] | None = None, response_cache_seconds: float = 0,
+                 lease_expiry: str = "duration", self_preservation: bool = False) -> None:
         self.port = free_port()
         self.address = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/eureka"
         self.url = self.address.replace("://", f"://{basic_auth[0]}:{basic_auth[1]}@") if basic_auth else self.address
         self.log_dir = log_dir
-        self.args = ["--host", "127.0.0.1", "--port", str(self.port), "--eviction-interval", str(eviction_interval)]
+        self.args = ["--host", "127.0.0.1", "--port", str(self.port), "--eviction-interval", str(eviction_interval),
+                     "--response-cache-seconds", str(response_cache_seconds), "--lease-expiry", lease_expiry,
+                     "--strict"]
+        if self_preservation:
+            self.args.append("--self-preservation")
         if tls:
             self.args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         if basic_auth:
