@@ -1,9 +1,12 @@
 """-cleanup's decisions (registrar/cleanup.py) on a real Redis and the dev Eureka over HTTP. The client
-can run a step between the listing and the re-read of an instance, as a concurrent registration would."""
+can run a step between the listing and the re-read of an instance, as a concurrent registration would.
+The last test runs the dev Eureka with its response cache on, as Netflix's: listings lag behind."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import pytest
 import redis
@@ -13,7 +16,7 @@ from shared import keys
 from shared.eureka import EurekaClient
 from shared.models import ContainerState, InstanceStatus, Phase
 from shared.store import Store
-from tests.support import DevEureka
+from tests.support import DevEureka, wait_until
 
 HOST = "host-a"
 KNOWN, GONE = "a" * 64, "b" * 64
@@ -68,7 +71,7 @@ def test_only_this_hosts_instances_of_unknown_containers_are_deleted(store: Stor
                  instance("ALB", "10.0.0.8_443", **{"docker-host": HOST, "container-id": ""})):
         client.register(item)
 
-    assert remove_dangling(HOST, store, client) == ["WEB/10.0.0.5_1"]
+    assert remove_dangling(HOST, store, client, recheck_after=None) == ["WEB/10.0.0.5_1"]
     assert registered(client) == {"WEB/10.0.0.5_2", "WEB/10.0.0.6_1", "API/10.0.0.7_1", "ALB/10.0.0.8_443"}
 
 
@@ -76,7 +79,7 @@ def test_a_container_published_meanwhile_keeps_its_instance(store: Store, client
     client.register(instance("WEB", "10.0.0.5_1", **{"docker-host": HOST, "container-id": GONE}))
     client.before_read = lambda: publish(store, GONE)
 
-    assert remove_dangling(HOST, store, client) == []
+    assert remove_dangling(HOST, store, client, recheck_after=None) == []
     assert registered(client) == {"WEB/10.0.0.5_1"}
 
 
@@ -87,7 +90,7 @@ def test_an_instance_registered_again_meanwhile_for_a_known_container_is_kept(
     client.before_read = lambda: client.register(
         instance("WEB", "10.0.0.5_1", **{"docker-host": HOST, "container-id": KNOWN}))
 
-    assert remove_dangling(HOST, store, client) == []
+    assert remove_dangling(HOST, store, client, recheck_after=None) == []
     assert registered(client) == {"WEB/10.0.0.5_1"}
 
 
@@ -100,3 +103,30 @@ def test_an_instance_registered_again_meanwhile_for_a_known_container_is_kept(
 ])
 def test_container_id_if_from(metadata: dict[str, str], container_id: str | None) -> None:
     assert container_id_if_from({"metadata": metadata}, HOST) == container_id
+
+
+CACHE_SECONDS = 3.0
+
+
+@pytest.fixture
+def cached_eureka(tmp_path: Path) -> Iterator[DevEureka]:
+    server = DevEureka(tmp_path, response_cache_seconds=CACHE_SECONDS, lease_expiry="netflix").start()
+    yield server
+    server.stop()
+
+
+def test_a_second_pass_deletes_what_a_stale_listing_did_not_show(store: Store, cached_eureka: DevEureka) -> None:
+    client = SteppingEurekaClient(cached_eureka.url)
+    publish(store, KNOWN)
+    while not 0.05 < time.time() % CACHE_SECONDS < 0.5:  # just after a cache refresh
+        time.sleep(0.02)
+    assert registered(client) == set()  # the listing is cached as it is now: empty
+    client.register(instance("WEB", "10.0.0.5_1", **{"docker-host": HOST, "container-id": GONE}))
+    client.register(instance("WEB", "10.0.0.5_2", **{"docker-host": HOST, "container-id": KNOWN}))
+
+    assert remove_dangling(HOST, store, client, recheck_after=CACHE_SECONDS + 0.5) == []
+    assert cached_eureka.instance("WEB", "10.0.0.5_1") is not None  # the listing did not show it yet
+
+    wait_until(lambda: cached_eureka.instance("WEB", "10.0.0.5_1") is None, CACHE_SECONDS + 5,
+               "the second pass to delete the dangling instance")
+    assert cached_eureka.instance("WEB", "10.0.0.5_2") is not None
