@@ -229,15 +229,16 @@ class DevEureka:
     `tls` (certificate, key) serves https; `basic_auth` (user, password) requires those credentials. `url`
     is what a client is configured with (credentials included); the helpers below read with them.
 
-    The other parameters are the server's options (deveureka/README.md). The defaults are not Netflix's:
-    no response cache (listings are fresh), a lease lasts `durationInSecs` after its last renewal, an
-    eviction run every 0.2 s. Netflix's behaviour with short timings, e.g.:
-    `DevEureka(log_dir, response_cache_seconds=1, lease_expiry="netflix", eviction_interval=0.5)`.
+    The other parameters are the server's options (deveureka/README.md). The defaults are Netflix's
+    behaviour on shorter timings, where its semantics still hold: renewed leases last 2 x `durationInSecs`,
+    an expired one answers 404 at once, listings come from a response cache (refreshed every second
+    rather than every 30 s), eviction runs every 0.2 s (not 60 s) and removes at most 15 % of the registry
+    per run. So nothing in the product may rely on `/apps` being fresh, and tests read single instances.
     """
 
     def __init__(self, log_dir: Path, eviction_interval: float = 0.2, *, tls: tuple[Path, Path] | None = None,
-                 basic_auth: tuple[str, str] | None = None, response_cache_seconds: float = 0,
-                 lease_expiry: str = "duration", self_preservation: bool = False) -> None:
+                 basic_auth: tuple[str, str] | None = None, response_cache_seconds: float = 1,
+                 lease_expiry: str = "netflix", self_preservation: bool = False) -> None:
         self.port = free_port()
         self.address = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/eureka"
         self.url = self.address.replace("://", f"://{basic_auth[0]}:{basic_auth[1]}@") if basic_auth else self.address
@@ -290,6 +291,14 @@ class DevEureka:
         response = self.session.get(f"{self.address}/apps", headers={"Accept": "application/xml"}, timeout=5)
         response.raise_for_status()
         return response.text
+
+    def apps_xml_listing(self, *instance_ids: str, timeout: float = 5) -> str:
+        """`GET /apps` in XML once it lists every one of `instance_ids` (it comes from the response cache)."""
+        def listing() -> str | None:
+            document = self.apps_xml()
+            return document if all(f"<instanceId>{i}</instanceId>" in document for i in instance_ids) else None
+
+        return wait_until(listing, timeout, f"/apps to list {', '.join(instance_ids)}")
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:

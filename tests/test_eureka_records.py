@@ -29,7 +29,7 @@ def test_record_reads_back_the_same_in_json_xml_and_py_eureka_client(system: Sim
     assert as_json["metadata"] == expected_metadata
     assert (as_json["vipAddress"], as_json["leaseInfo"]["durationInSecs"]) == ("web.service", 45)
 
-    root = ElementTree.fromstring(system.eureka.apps_xml())
+    root = ElementTree.fromstring(system.eureka.apps_xml_listing(instance_id))
     [element] = [e for e in root.iter("instance") if e.findtext("instanceId") == instance_id]
     assert element.findtext("app") == "WEB"
     assert element.findtext("ipAddr") == HOST_IP
@@ -63,7 +63,8 @@ def test_hostile_metadata_cannot_make_the_registry_unreadable(system: SimpleName
     wait_until(lambda: system.eureka.instance("HOSTILE", f"{HOST_IP}_{hostile_port}"), 2, "HOSTILE in Eureka")
     wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{plain_port}"), 2, "WEB in Eureka")
 
-    root = ElementTree.fromstring(system.eureka.apps_xml())  # raises if the document is not XML
+    listing = system.eureka.apps_xml_listing(f"{HOST_IP}_{hostile_port}", f"{HOST_IP}_{plain_port}")
+    root = ElementTree.fromstring(listing)  # raises if the document is not XML
     metadata = {e.findtext("app"): {child.tag: child.text for child in e.find("metadata")}
                 for e in root.iter("instance")}
     assert metadata["HOSTILE"]["note"] == HOSTILE_VALUE

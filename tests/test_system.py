@@ -104,6 +104,7 @@ def test_py_eureka_client_discovers_a_registered_container(system: SimpleNamespa
     port = free_port()
     container = run_web(system.docker, "web1", port, environment={"SERVICE_EUREKA_METADATA_BRANCH": "main"})
     wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{port}"), 2, "WEB in Eureka")
+    system.eureka.apps_xml_listing(f"{HOST_IP}_{port}")  # what the client fetches, from the response cache
 
     client = EurekaClient(eureka_server=system.eureka.url, should_register=False, should_discover=True)
     asyncio.run(asyncio.wait_for(client.start(), timeout=15))
