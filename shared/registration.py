@@ -59,7 +59,7 @@ def is_xml_text(value: str) -> bool:
     return NOT_XML_TEXT.search(value) is None
 
 
-class _Attributes:
+class RecordAttributes:
     """A record's attributes, read with validation; every bad value is reported once."""
 
     def __init__(self, record: ServiceRecord) -> None:
@@ -161,7 +161,7 @@ class _Attributes:
 
 def wants_ec2_metadata(record: ServiceRecord) -> bool:
     """Whether registering `record` uses its host's EC2 metadata (so the watcher must fetch it)."""
-    attrs = _Attributes(record)
+    attrs = RecordAttributes(record)
     return attrs.datacenter() == AMAZON and attrs.flag("eureka_datacenterinfo_auto_populate")
 
 
@@ -170,7 +170,7 @@ def registration(record: ServiceRecord, status: InstanceStatus, *, host: str, ec
     """The document to POST for `record`, given the status its container's state calls for, the
     watcher host it runs on, when the watcher fetched it, that host's EC2 metadata, and the shortest
     renewal interval allowed."""
-    attrs = _Attributes(record)
+    attrs = RecordAttributes(record)
     datacenter = attrs.datacenter()
     auto_populate = datacenter == AMAZON and attrs.flag("eureka_datacenterinfo_auto_populate")
     if auto_populate and ec2 is None:
