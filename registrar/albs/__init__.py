@@ -1,0 +1,17 @@
+"""AWS Application Load Balancers for the registrar: finding the ALB in front of a service, its health,
+whether it still exists (SPEC section 5). `alb_resolver` builds what the registrar calls."""
+
+from __future__ import annotations
+
+import redis
+
+from registrar.albs.boto import Boto3Directory
+from registrar.albs.cache import CachedDirectory
+from registrar.albs.resolver import AlbResolver
+from shared.alb import ALB_RENEWAL_INTERVAL
+
+
+def alb_resolver(client: redis.Redis, *, check_interval: float = ALB_RENEWAL_INTERVAL) -> AlbResolver:
+    """AWS through the fleet-wide cache in `client` (a Redis client that decodes responses); health and
+    existence are asked of AWS at most once per `check_interval` seconds."""
+    return AlbResolver(CachedDirectory(client, Boto3Directory(), check_interval=check_interval))
