@@ -13,19 +13,19 @@ import json
 import sys
 import threading
 from collections import Counter
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Mapping
 from urllib.parse import parse_qs
 
 import boto3
 import requests
 
+from shared.alb import AlbEndpoint, AlbIntent, AlbLookup, ExplicitAlb
+from tests.stub_http import Answer, LoopbackServer
 from tests.support import Process, free_port, wait_until
 
 REGION = "us-east-1"
-ACCOUNT = "123456789012"
 ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
 ELB_NAMESPACE = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIATESTKEYID0000000", "AWS_SECRET_ACCESS_KEY": "test/secret+access+key",
@@ -51,33 +51,28 @@ class MotoServer:
         self.process.stop()
 
 
-@dataclass
-class Answer:
-    status: int
-    body: str
-    content_type: str
-
-
 def elb_error(code: str, message: str, status: int = 400) -> Answer:
     """An Elastic Load Balancing (query protocol) error answer."""
     body = (f'<ErrorResponse xmlns="{ELB_NAMESPACE}"><Error><Type>Sender</Type><Code>{code}</Code>'
             f"<Message>{message}</Message></Error><RequestId>stand-in</RequestId></ErrorResponse>")
-    return Answer(status, body, "text/xml")
+    return Answer(status, body, content_type="text/xml")
 
 
 def ecs_error(code: str, message: str, status: int = 400) -> Answer:
     """An ECS (JSON protocol) error answer."""
-    return Answer(status, json.dumps({"__type": code, "message": message}), "application/x-amz-json-1.1")
+    return Answer(status, json.dumps({"__type": code, "message": message}), content_type="application/x-amz-json-1.1")
 
 
 def server_error() -> Answer:
-    return Answer(500, "", "text/plain")
+    return Answer(500, "", content_type="text/plain")
 
 
-class AwsStandIn:
+class AwsStandIn(LoopbackServer):
     """Passes requests on to moto, counting them by operation; answers `script`ed ones itself."""
 
     def __init__(self, moto_url: str) -> None:
+        super().__init__()
+        self.url = self.base_url
         self.moto_url = moto_url
         self.calls: Counter[str] = Counter()
         # operation -> answers to give, in order, instead of moto's
@@ -87,29 +82,8 @@ class AwsStandIn:
         self._lock = threading.Lock()
         self._session = requests.Session()
         self._session.trust_env = False
-        stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                answer = stand_in.answer(self.path, dict(self.headers), body)
-                payload = answer.body.encode()
-                self.send_response(answer.status)
-                self.send_header("Content-Type", answer.content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def answer(self, path: str, headers: dict[str, str], body: bytes) -> Answer:
+    def answer_request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
         target = headers.get("X-Amz-Target", "")
         form = {} if target else {key: values[0] for key, values in parse_qs(body.decode()).items()}
         operation = target.removeprefix(ECS_TARGET_PREFIX) if target else form.get("Action", "?")
@@ -124,19 +98,18 @@ class AwsStandIn:
         forwarded = {key: value for key, value in headers.items()
                      if key.lower() not in ("host", "content-length", "connection", "accept-encoding")}
         response = self._session.post(self.moto_url + path, data=body, headers=forwarded, timeout=30)
-        return Answer(response.status_code, response.text, response.headers.get("Content-Type", "text/xml"))
+        return Answer(response.status_code, response.text, content_type=response.headers.get("Content-Type", ""))
 
     def total(self) -> int:
         with self._lock:
             return sum(self.calls.values())
 
     def __enter__(self) -> AwsStandIn:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__exit__(*exc)
         self._session.close()
 
 
@@ -147,7 +120,7 @@ def _target_health_answer(targets: list[tuple[str, int, str]]) -> Answer:
     body = (f'<DescribeTargetHealthResponse xmlns="{ELB_NAMESPACE}"><DescribeTargetHealthResult>'
             f"<TargetHealthDescriptions>{members}</TargetHealthDescriptions></DescribeTargetHealthResult>"
             "<ResponseMetadata><RequestId>stand-in</RequestId></ResponseMetadata></DescribeTargetHealthResponse>")
-    return Answer(200, body, "text/xml")
+    return Answer(200, body, content_type="text/xml")
 
 
 class AwsWorld:
@@ -205,15 +178,8 @@ class AwsWorld:
 
     # --- ECS ------------------------------------------------------------------------------------
 
-    def cluster(self, name: str, instance_id: str) -> str:
-        """A cluster with `instance_id` as its container instance; returns the cluster ARN."""
-        arn = self.ecs.create_cluster(clusterName=name)["cluster"]["clusterArn"]
-        identity = {"instanceId": instance_id, "region": REGION, "availabilityZone": f"{REGION}a",
-                    "accountId": ACCOUNT, "instanceType": "t3.micro", "imageId": "ami-12c6146b",
-                    "privateIp": "10.0.1.5", "architecture": "x86_64", "version": "2017-09-30",
-                    "pendingTime": "2026-01-01T00:00:00Z"}
-        self.ecs.register_container_instance(cluster=name, instanceIdentityDocument=json.dumps(identity))
-        return arn
+    def cluster(self, name: str) -> str:
+        return self.ecs.create_cluster(clusterName=name)["cluster"]["clusterArn"]
 
     def task_definition(self, family: str, *ports: tuple[str, int]) -> str:
         """A task definition with a container per (name, container port), each on a dynamic host port."""
@@ -229,6 +195,37 @@ class AwsWorld:
                                                 "containerPort": port} for arn, container, port in load_balancers])
 
     def run_tasks(self, cluster: str, task_definition: str, group: str, count: int = 1) -> list[str]:
-        """Tasks as ECS starts them for a service when `group` is `service:<name>`; their ARNs."""
-        tasks = self.ecs.run_task(cluster=cluster, taskDefinition=task_definition, count=count, group=group)["tasks"]
+        """Tasks as ECS starts them for a service when `group` is `service:<name>`; their ARNs. (Launched as
+        Fargate tasks, which moto places without looking at container instances' ports and memory.)"""
+        tasks = []
+        while len(tasks) < count:
+            tasks += self.ecs.run_task(cluster=cluster, taskDefinition=task_definition, group=group,
+                                       count=min(10, count - len(tasks)), launchType="FARGATE")["tasks"]
         return [task["taskArn"] for task in tasks]
+
+
+def web_service(world: AwsWorld) -> SimpleNamespace:
+    """An ALB `web` whose listener on 8080 forwards to target group `web`, the target group of ECS service
+    `web` (container `app`, port 80) in cluster `prod`, which runs one task; and an instance (not yet a
+    target)."""
+    instance = world.instance()
+    load_balancer, dns_name = world.load_balancer("web")
+    target_group = world.target_group("web")
+    world.listener(load_balancer, 8080, (target_group, 1))
+    cluster = world.cluster("prod")
+    task_definition = world.task_definition("web", ("app", 80))
+    world.service("prod", "web", task_definition, (target_group, "app", 80))
+    [task] = world.run_tasks("prod", task_definition, "service:web")
+    return SimpleNamespace(instance=instance, load_balancer=load_balancer, dns_name=dns_name,
+                           target_group=target_group, cluster=cluster, task_definition=task_definition, task=task,
+                           endpoint=AlbEndpoint(dns_name=dns_name, port=8080, target_group_arn=target_group,
+                                                load_balancer_arn=load_balancer))
+
+
+def lookup(**fields: Any) -> AlbIntent:
+    """The intent of a service on container port 80, host port 32768, looked up by `fields`."""
+    return AlbIntent(AlbLookup(**{"container_port": 80, "host_port": 32768, **fields}), only_registration=True)
+
+
+def explicit(dns_name: str, port: int, target_group_arn: str) -> AlbIntent:
+    return AlbIntent(ExplicitAlb(dns_name, port, target_group_arn), only_registration=True)

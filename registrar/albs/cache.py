@@ -146,6 +146,8 @@ class CachedDirectory:
             self._refuse_during_backoff(question)  # the other worker failed
         try:
             answer = fetch()
+            seconds = question.seconds if _is_positive(answer) else min(question.seconds, NEGATIVE_SECONDS)
+            self.redis.set(key, _encode(question, answer), px=_millis(seconds))
         except AwsLookupError as err:
             self._failed(question, err)
             raise
@@ -153,8 +155,6 @@ class CachedDirectory:
             if filling:
                 self.redis.delete(lock)
         self._answered(question)
-        seconds = question.seconds if _is_positive(answer) else min(question.seconds, NEGATIVE_SECONDS)
-        self.redis.set(key, _encode(question, answer), px=_millis(seconds))
         return answer
 
     def _cached(self, question: _Question, key: str) -> tuple[bool, Any]:
