@@ -79,6 +79,8 @@ class AwsStandIn(LoopbackServer):
         self.script: dict[str, list[Answer]] = {}
         # target group ARN -> [(instance id, port, state)], answered to DescribeTargetHealth instead of moto
         self.target_health: dict[str, list[tuple[str, int, str]]] = {}
+        # operation -> seconds moto's answer is held back
+        self.delays: dict[str, float] = {}
         self._lock = threading.Lock()
         self._session = requests.Session()
         self._session.trust_env = False
@@ -98,7 +100,8 @@ class AwsStandIn(LoopbackServer):
         forwarded = {key: value for key, value in headers.items()
                      if key.lower() not in ("host", "content-length", "connection", "accept-encoding")}
         response = self._session.post(self.moto_url + path, data=body, headers=forwarded, timeout=30)
-        return Answer(response.status_code, response.text, content_type=response.headers.get("Content-Type", ""))
+        return Answer(response.status_code, response.text, delay=self.delays.get(operation, 0.0),
+                      content_type=response.headers.get("Content-Type", ""))
 
     def total(self) -> int:
         with self._lock:

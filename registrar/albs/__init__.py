@@ -7,11 +7,14 @@ import redis
 
 from registrar.albs.boto import Boto3Directory
 from registrar.albs.cache import CachedDirectory
-from registrar.albs.resolver import AlbResolver
+from registrar.albs.resolver import LOOKUP_BUDGET_SECONDS, AlbResolver
 from shared.alb import ALB_RENEWAL_INTERVAL
 
 
-def alb_resolver(client: redis.Redis, *, check_interval: float = ALB_RENEWAL_INTERVAL) -> AlbResolver:
+def alb_resolver(client: redis.Redis, *, check_interval: float = ALB_RENEWAL_INTERVAL,
+                 budget_seconds: float = LOOKUP_BUDGET_SECONDS) -> AlbResolver:
     """AWS through the fleet-wide cache in `client` (a Redis client that decodes responses); health and
-    existence are asked of AWS at most once per `check_interval` seconds."""
-    return AlbResolver(CachedDirectory(client, Boto3Directory(), check_interval=check_interval))
+    existence are asked of AWS at most once per `check_interval` seconds, and one lookup asks AWS for at
+    most about `budget_seconds`."""
+    return AlbResolver(CachedDirectory(client, Boto3Directory(), check_interval=check_interval),
+                       budget_seconds=budget_seconds)

@@ -201,9 +201,8 @@ class CachedDirectory:
         pipe.expire(key, delay + BACKOFF_MAX_SECONDS)
         pipe.set(keys.aws_logged(err.operation, err.code), "1", nx=True, ex=LOG_REPEAT_SECONDS)
         if pipe.execute()[-1]:
-            log.error("AWS %s (%s): ALB lookups that need it wait, asked again from %s s on with growing pauses; "
-                      "this error is logged again at most every %s s", err, err.kind.value, delay,
-                      LOG_REPEAT_SECONDS)
+            log.error("AWS %s (%s); ALB lookups that need %s pause %s s, longer while this lasts; logged again "
+                      "at most every %s s", err, err.kind.value, question.name, delay, LOG_REPEAT_SECONDS)
 
     def _answered(self, question: _Question) -> None:
         if self.redis.delete(keys.aws_backoff(question.name)):

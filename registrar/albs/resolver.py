@@ -37,7 +37,7 @@ class _OutOfTime(Exception):
 
 
 class _Budget:
-    """Lets questions through until the time is spent; the first one always."""
+    """Lets questions through until the time is spent."""
 
     def __init__(self, seconds: float) -> None:
         self.deadline = time.monotonic() + seconds
@@ -113,28 +113,35 @@ class AlbResolver:
         return self._endpoint(target_groups[0], ask)
 
     def _endpoint(self, target_group_arn: str, ask: _Ask) -> AlbEndpoint | Unknown:
-        endpoints = ask(self.directory.target_group_endpoints, target_group_arn)
-        if endpoints is None:
-            return self._not_yet(f"target group {target_group_arn} does not exist")
-        if not endpoints:
-            return self._not_yet(f"no load balancer listener forwards to target group {target_group_arn}")
-        return endpoints[0]
+        live = self._live_endpoints(target_group_arn, ask)
+        return live if isinstance(live, Unknown) else live[0]
 
     def _explicit(self, target: ExplicitAlb, ask: _Ask) -> AlbEndpoint | Unknown:
         """The named endpoint, with the load balancer behind it found through the target group (to follow
         its health and notice its deletion)."""
-        endpoints = ask(self.directory.target_group_endpoints, target.target_group_arn)
-        if endpoints is None:
-            return self._not_yet(f"target group {target.target_group_arn} (eureka_elbv2_targetgroup) does not exist")
-        named = {found.load_balancer_arn for found in endpoints if found.dns_name == target.dns_name}
+        live = self._live_endpoints(target.target_group_arn, ask, " (eureka_elbv2_targetgroup)")
+        if isinstance(live, Unknown):
+            return live
+        named = {found.load_balancer_arn for found in live if found.dns_name == target.dns_name}
         # A name of one's own (a CNAME) for the load balancer is fine while only one sends to the group.
-        load_balancers = named or {found.load_balancer_arn for found in endpoints}
-        if len(load_balancers) != 1:
-            behind = "no load balancer" if not load_balancers else "several load balancers, none named so"
+        load_balancers = named or {found.load_balancer_arn for found in live}
+        if len(load_balancers) > 1:
             return self._not_yet(f"target group {target.target_group_arn} (eureka_elbv2_targetgroup) is behind "
-                                 f"{behind} ({target.dns_name}, eureka_elbv2_hostname)")
+                                 f"several load balancers, none named {target.dns_name} (eureka_elbv2_hostname)")
         return AlbEndpoint(dns_name=target.dns_name, port=target.port, target_group_arn=target.target_group_arn,
                            load_balancer_arn=load_balancers.pop())
+
+    def _live_endpoints(self, target_group_arn: str, ask: _Ask,
+                        named_by: str = "") -> tuple[AlbEndpoint, ...] | Unknown:
+        """The endpoints forwarding to the target group whose load balancer still exists: the cached answer
+        about the target group can be older than a load balancer's deletion."""
+        endpoints = ask(self.directory.target_group_endpoints, target_group_arn)
+        if endpoints is None:
+            return self._not_yet(f"target group {target_group_arn}{named_by} does not exist")
+        live = tuple(found for found in endpoints if ask(self.directory.load_balancer_exists, found.load_balancer_arn))
+        if not live:
+            return self._not_yet(f"no load balancer listener forwards to target group {target_group_arn}{named_by}")
+        return live
 
     def _not_yet(self, reason: str) -> Unknown:
         return Unknown(reason, self.clock() + NEGATIVE_SECONDS)
