@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 import redis
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from registrar.albs.directory import AlbDirectory, AwsLookupError, ErrorKind, InstanceTarget, ServiceTargetGroup
 from registrar.albs.stats import STATS, AwsStats
@@ -166,7 +166,7 @@ class CachedDirectory:
             if entry.get("v") != CACHE_VERSION:
                 return False, None  # written by another version of the registrar: ask again
             return True, question.answer.validate_python(entry["answer"])
-        except (ValueError, KeyError, AttributeError, ValidationError):
+        except (ValueError, KeyError, AttributeError):  # pydantic's ValidationError is a ValueError
             return False, None
 
     def _wait_for(self, question: _Question, key: str) -> tuple[bool, Any]:
