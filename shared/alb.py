@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from shared import defaults
 from shared.config import parse_bool
 from shared.models import InstanceStatus, ServiceRecord
 from shared.registration import AMAZON, DATACENTER_CLASSES, MY_OWN, RecordAttributes, Registration
@@ -34,10 +35,6 @@ ECS_SERVICE_ATTR = "ecs_service"
 ECS_CLUSTER_LABEL = "com.amazonaws.ecs.cluster"
 ECS_TASK_ARN_LABEL = "com.amazonaws.ecs.task-arn"
 ECS_CONTAINER_NAME_LABEL = "com.amazonaws.ecs.container-name"
-
-ALB_LEASE_DURATION = 35
-# A third of the lease, so that two renewals can be missed before the lease runs out.
-ALB_RENEWAL_INTERVAL = 10
 
 DNS_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -205,17 +202,16 @@ def alb_metadata(endpoint: AlbEndpoint) -> dict[str, str]:
     return {"has-elbv2": "true", "elbv2-endpoint": endpoint.instance_id}
 
 
-def alb_registration(record: ServiceRecord, endpoint: AlbEndpoint, status: InstanceStatus) -> Registration:
+def alb_registration(record: ServiceRecord, endpoint: AlbEndpoint, status: InstanceStatus, *,
+                     min_renewal: int = defaults.MIN_RENEWAL_INTERVAL_SECONDS) -> Registration:
     """The document to POST for the ALB in front of `record`'s service, with the status its target health
     calls for (see `alb_status`).
 
-    Of the service's attributes it takes the `eureka_metadata_*` metadata, the lease (35 s unless
-    overridden) and `eureka_status`; the address and datacenter overrides describe one container and do
-    not apply. No container or host metadata: the same document comes from every container behind it."""
+    Of the service's attributes it takes the `eureka_metadata_*` metadata, the lease (35 s, renewed every
+    10 s, unless overridden; checked as `registration()` checks it) and `eureka_status`; the address and
+    datacenter overrides describe one container and do not apply. No container or host metadata: the same
+    document comes from every container behind it."""
     attrs = RecordAttributes(record)
-    duration = attrs.seconds("eureka_leaseinfo_durationinsecs", ALB_LEASE_DURATION)
-    renewal = attrs.seconds("eureka_leaseinfo_renewalintervalinsecs",
-                            min(ALB_RENEWAL_INTERVAL, max(1, duration // 3)))
     dns_name = endpoint.dns_name
     document: dict[str, Any] = {
         "instanceId": endpoint.instance_id,
@@ -232,7 +228,8 @@ def alb_registration(record: ServiceRecord, endpoint: AlbEndpoint, status: Insta
             # instance-id as for containers: the Eureka id, deliberately not an AWS id.
             "metadata": {"instance-id": endpoint.instance_id, "hostname": dns_name, "public-hostname": dns_name},
         },
-        "leaseInfo": {"renewalIntervalInSecs": renewal, "durationInSecs": duration},
+        "leaseInfo": attrs.lease(min_renewal, defaults.ALB_RENEWAL_INTERVAL_SECONDS,
+                                 defaults.ALB_LEASE_DURATION_SECONDS),
         "metadata": {**attrs.metadata(), **alb_metadata(endpoint)},
     }
     return Registration(document, tuple(attrs.problems))

@@ -16,16 +16,12 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-CONNECT_TIMEOUT_SECONDS = 1.0
-READ_TIMEOUT_SECONDS = 3.0
-# The first attempt and one retry inside a call; retrying later, with backoff, is the caller's job, so a
-# worker is never held long by one throttled or unreachable endpoint.
-TOTAL_MAX_ATTEMPTS = 2
+from shared import defaults
 
 CLIENT_CONFIG = Config(
-    connect_timeout=CONNECT_TIMEOUT_SECONDS,
-    read_timeout=READ_TIMEOUT_SECONDS,
-    retries={"mode": "adaptive", "total_max_attempts": TOTAL_MAX_ATTEMPTS},
+    connect_timeout=defaults.AWS_CONNECT_TIMEOUT_SECONDS,
+    read_timeout=defaults.AWS_READ_TIMEOUT_SECONDS,
+    retries={"mode": "adaptive", "total_max_attempts": defaults.AWS_ATTEMPTS},
 )
 
 

@@ -106,11 +106,12 @@ class RecordAttributes:
                             f"using {default}")
         return default
 
-    def lease(self, min_renewal: int) -> dict[str, int]:
+    def lease(self, min_renewal: int, renewal_default: int = defaults.DEFAULT_RENEWAL_INTERVAL_SECONDS,
+              duration_default: int = defaults.DEFAULT_LEASE_DURATION_SECONDS) -> dict[str, int]:
         """Renewal interval and lease duration: renewals no more often than `min_renewal` seconds,
         and a lease that outlasts the interval between renewals."""
-        renewal = self.seconds(RENEWAL_ATTR, defaults.DEFAULT_RENEWAL_INTERVAL_SECONDS)
-        duration = self.seconds(DURATION_ATTR, defaults.DEFAULT_LEASE_DURATION_SECONDS)
+        renewal = self.seconds(RENEWAL_ATTR, renewal_default)
+        duration = self.seconds(DURATION_ATTR, duration_default)
         if renewal < min_renewal:
             self.complain(RENEWAL_ATTR, f"{renewal} s is under the minimum renewal interval of {min_renewal} s; "
                                         f"using {min_renewal}")

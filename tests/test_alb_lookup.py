@@ -116,7 +116,7 @@ def test_without_ecs_labels_the_target_holding_this_host_and_port(resolver: AlbR
     for host, port in ((web.instance, 32769), (other_instance, 32768)):
         missing = resolver.resolve(lookup(host_port=port), host_instance_id=host)
         assert missing == Unknown(f"no target group has instance {host} port {port} as a target",
-                                  missing.retry_at)
+                                  missing.retry_after)
     no_instance = resolver.resolve(lookup())
     assert isinstance(no_instance, Unknown) and "EC2 instance id" in no_instance.reason
 
@@ -165,7 +165,7 @@ def test_deleted_load_balancer_is_noticed_within_one_check_interval(
     # The cached wiring of the target group still names the deleted load balancer: never found again.
     again = resolver.resolve(lookup(cluster="prod", task_arn=web.task))
     assert again == Unknown(f"no load balancer listener forwards to target group {web.target_group}",
-                            again.retry_at)
+                            again.retry_after)
 
 
 def test_status_follows_target_health_in_moto(resolver: AlbResolver, web: SimpleNamespace,

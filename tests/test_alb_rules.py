@@ -174,15 +174,20 @@ def test_alb_document_is_the_same_from_every_container_behind_it() -> None:
             == alb_registration(second, ENDPOINT, InstanceStatus.UP).document)
 
 
-@pytest.mark.parametrize(("attrs", "lease"), [
-    ({"eureka_leaseinfo_durationinsecs": "90"}, {"renewalIntervalInSecs": 10, "durationInSecs": 90}),
-    ({"eureka_leaseinfo_durationinsecs": "12"}, {"renewalIntervalInSecs": 4, "durationInSecs": 12}),
-    ({"eureka_leaseinfo_durationinsecs": "2"}, {"renewalIntervalInSecs": 1, "durationInSecs": 2}),
-    ({"eureka_leaseinfo_renewalintervalinsecs": "1", "eureka_leaseinfo_durationinsecs": "3"},
-     {"renewalIntervalInSecs": 1, "durationInSecs": 3}),
+@pytest.mark.parametrize(("attrs", "min_renewal", "lease", "problem"), [
+    ({"eureka_leaseinfo_durationinsecs": "90"}, 5, (10, 90), None),
+    ({"eureka_leaseinfo_renewalintervalinsecs": "1", "eureka_leaseinfo_durationinsecs": "3"}, 1, (1, 3), None),
+    ({"eureka_leaseinfo_renewalintervalinsecs": "1"}, 5, (5, 35),
+     "attribute eureka_leaseinfo_renewalintervalinsecs: 1 s is under the minimum renewal interval of 5 s; using 5"),
+    ({"eureka_leaseinfo_durationinsecs": "8"}, 5, (10, 30),
+     "attribute eureka_leaseinfo_durationinsecs: a lease of 8 s would expire before its renewal every 10 s; "
+     "using a lease of 30 s"),
 ])
-def test_alb_lease_follows_the_service_overrides(attrs: dict[str, str], lease: dict[str, int]) -> None:
-    assert alb_registration(record(**attrs), ENDPOINT, InstanceStatus.UP).document["leaseInfo"] == lease
+def test_alb_lease_follows_the_service_overrides_checked_as_for_containers(
+        attrs: dict[str, str], min_renewal: int, lease: tuple[int, int], problem: str | None) -> None:
+    result = alb_registration(record(**attrs), ENDPOINT, InstanceStatus.UP, min_renewal=min_renewal)
+    assert result.document["leaseInfo"] == {"renewalIntervalInSecs": lease[0], "durationInSecs": lease[1]}
+    assert result.problems == ((f"{WHERE}: {problem}",) if problem else ())
 
 
 def test_alb_document_reports_bad_attributes_like_registration() -> None:
@@ -191,9 +196,9 @@ def test_alb_document_reports_bad_attributes_like_registration() -> None:
     assert result.document["leaseInfo"]["durationInSecs"] == 35
     assert "1bad" not in result.document["metadata"] and result.document["status"] == "UP"
     assert result.problems == (
+        f"{WHERE}: attribute eureka_status: 'sideways' is not a Eureka status; using UP",
         f"{WHERE}: attribute eureka_leaseinfo_durationinsecs: 'soon' is not a whole number of seconds from 1 to "
         "86400; using 35",
-        f"{WHERE}: attribute eureka_status: 'sideways' is not a Eureka status; using UP",
         f"{WHERE}: attribute eureka_metadata_1bad: metadata key '1bad' is not a valid XML element name; not sent",
     )
 

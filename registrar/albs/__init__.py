@@ -7,12 +7,12 @@ import redis
 
 from registrar.albs.boto import Boto3Directory
 from registrar.albs.cache import CachedDirectory
-from registrar.albs.resolver import LOOKUP_BUDGET_SECONDS, AlbResolver
-from shared.alb import ALB_RENEWAL_INTERVAL
+from registrar.albs.resolver import AlbResolver
+from shared import defaults
 
 
-def alb_resolver(client: redis.Redis, *, check_interval: float = ALB_RENEWAL_INTERVAL,
-                 budget_seconds: float = LOOKUP_BUDGET_SECONDS) -> AlbResolver:
+def alb_resolver(client: redis.Redis, *, check_interval: float = defaults.ALB_RENEWAL_INTERVAL_SECONDS,
+                 budget_seconds: float = defaults.ALB_LOOKUP_BUDGET_SECONDS) -> AlbResolver:
     """AWS through the fleet-wide cache in `client` (a Redis client that decodes responses); health and
     existence are asked of AWS at most once per `check_interval` seconds, and one lookup asks AWS for at
     most about `budget_seconds`."""

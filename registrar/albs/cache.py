@@ -1,13 +1,15 @@
 """`AlbDirectory` answered from a Redis cache that every registrar worker on every host shares.
 
-Each answer is kept for a time that fits how fast it can change: a task's service never changes, a
-target group's listeners rarely, its health every check interval; "not there" is kept briefly, since a new
-task, target or listener shows up within seconds. While one worker asks AWS for an answer, the others
-wait for it (a short while) instead of asking too, so a fleet asks AWS each question about once.
+Each answer is kept for a time that fits how fast it can change (`shared.defaults`, AWS section): a task's
+service never changes, a target group's listeners rarely, its health every check interval; "not there" is
+kept briefly, since a new task, target or listener shows up within seconds. While one worker asks AWS for
+an answer, the others wait for it (a short while) instead of asking too, so a fleet asks AWS each question
+about once.
 
 When AWS fails a question (throttling, 5xx, timeouts, refusals), that question pauses fleet-wide with
-growing backoff: until it is due again, asking it raises `AwsLookupError` at once, with `retry_at` set,
-and no request goes to AWS. Each cause is logged once, not once per container or worker.
+growing backoff: while it pauses, asking it raises `AwsLookupError` at once, with `retry_after` set, and no
+request goes to AWS. Each cause is logged once, not once per container or worker. Every time here is a
+Redis TTL, so no rule depends on the workers' clocks agreeing.
 """
 
 from __future__ import annotations
@@ -23,31 +25,13 @@ from pydantic import TypeAdapter
 
 from registrar.albs.directory import AlbDirectory, AwsLookupError, ErrorKind, InstanceTarget, ServiceTargetGroup
 from registrar.albs.stats import STATS, AwsStats
-from shared import keys
-from shared.alb import ALB_RENEWAL_INTERVAL, AlbEndpoint
+from shared import defaults, keys
+from shared.alb import AlbEndpoint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CACHE_VERSION = 1
-# A task belongs to one service for its whole life.
-TASK_SERVICE_SECONDS = 3600
-# How ECS services, target groups and listeners are wired: changed by deployments, rarely.
-STRUCTURE_SECONDS = 60
-# A fleet-wide scan of target groups for instance targets (the lookup without ECS labels).
-INSTANCE_TARGETS_SECONDS = 30
-# "Not there": a task, target or listener that is new appears in AWS within seconds.
-NEGATIVE_SECONDS = 15
-# Health and existence are asked once per check interval; kept a little less, so each interval asks again.
-CHECK_FRESHNESS = 0.9
-BACKOFF_FIRST_SECONDS = 2
-BACKOFF_MAX_SECONDS = 60
-# The same AWS error (operation and code) is logged again only after this long.
-LOG_REPEAT_SECONDS = 300
-# How long a worker waits for another one that is asking AWS the same question, and how long that one
-# may take before others ask too.
-FILL_WAIT_SECONDS = 2.0
-FILL_LOCK_SECONDS = 30
 FILL_POLL_SECONDS = 0.05
 
 
@@ -63,22 +47,22 @@ class CachedDirectory:
     responses (`shared.store.connect`)."""
 
     def __init__(self, client: redis.Redis, directory: AlbDirectory, *,
-                 check_interval: float = ALB_RENEWAL_INTERVAL, stats: AwsStats = STATS,
-                 clock: Callable[[], float] = time.time) -> None:
+                 check_interval: float = defaults.ALB_RENEWAL_INTERVAL_SECONDS, stats: AwsStats = STATS) -> None:
         self.redis = client
         self.directory = directory
         self.stats = stats
-        self.clock = clock
-        check_seconds = check_interval * CHECK_FRESHNESS
-        self._task_service = _Question("task_service", TypeAdapter(str | None), TASK_SERVICE_SECONDS)
-        self._service_tasks = _Question("service_tasks", TypeAdapter(tuple[str, ...]), NEGATIVE_SECONDS)
+        check_seconds = check_interval * defaults.AWS_CHECK_FRESHNESS
+        self._task_service = _Question("task_service", TypeAdapter(str | None), defaults.AWS_TASK_SERVICE_SECONDS)
+        self._service_tasks = _Question("service_tasks", TypeAdapter(tuple[str, ...]),
+                                        defaults.AWS_NOT_THERE_SECONDS)
         self._service_target_groups = _Question("service_target_groups",
                                                 TypeAdapter(tuple[ServiceTargetGroup, ...] | None),
-                                                STRUCTURE_SECONDS)
+                                                defaults.AWS_WIRING_SECONDS)
         self._target_group_endpoints = _Question("target_group_endpoints",
-                                                 TypeAdapter(tuple[AlbEndpoint, ...] | None), STRUCTURE_SECONDS)
+                                                 TypeAdapter(tuple[AlbEndpoint, ...] | None),
+                                                 defaults.AWS_WIRING_SECONDS)
         self._instance_targets = _Question("instance_targets", TypeAdapter(tuple[InstanceTarget, ...]),
-                                           INSTANCE_TARGETS_SECONDS)
+                                           defaults.AWS_INSTANCE_TARGETS_SECONDS)
         self._healthy_target_count = _Question("healthy_target_count", TypeAdapter(int | None), check_seconds)
         self._load_balancer_exists = _Question("load_balancer_exists", TypeAdapter(bool), check_seconds)
 
@@ -123,7 +107,7 @@ class CachedDirectory:
         for sibling in siblings:
             if sibling != task_arn:
                 pipe.set(keys.aws_answer(self._task_service.name, cluster, sibling),
-                         _encode(self._task_service, service), px=_millis(TASK_SERVICE_SECONDS))
+                         _encode(self._task_service, service), px=_millis(self._task_service.seconds))
         pipe.execute()
         return service
 
@@ -136,17 +120,18 @@ class CachedDirectory:
             self.stats.hit(question.name)
             return answer
         self.stats.miss(question.name)
-        self._refuse_during_backoff(question)
+        self._refuse_while_paused(question)
         lock = keys.aws_answer_lock(question.name, *args)
-        filling = bool(self.redis.set(lock, "1", nx=True, ex=FILL_LOCK_SECONDS))
+        filling = bool(self.redis.set(lock, "1", nx=True, ex=defaults.AWS_FILL_LOCK_SECONDS))
         if not filling:
             found, answer = self._wait_for(question, key)
             if found:
                 return answer
-            self._refuse_during_backoff(question)  # the other worker failed
+            self._refuse_while_paused(question)  # the other worker failed
         try:
             answer = fetch()
-            seconds = question.seconds if _is_positive(answer) else min(question.seconds, NEGATIVE_SECONDS)
+            seconds = question.seconds if _is_positive(answer) else min(question.seconds,
+                                                                        defaults.AWS_NOT_THERE_SECONDS)
             self.redis.set(key, _encode(question, answer), px=_millis(seconds))
         except AwsLookupError as err:
             self._failed(question, err)
@@ -170,7 +155,7 @@ class CachedDirectory:
             return False, None
 
     def _wait_for(self, question: _Question, key: str) -> tuple[bool, Any]:
-        deadline = time.monotonic() + FILL_WAIT_SECONDS
+        deadline = time.monotonic() + defaults.AWS_FILL_WAIT_SECONDS
         while time.monotonic() < deadline:
             time.sleep(FILL_POLL_SECONDS)
             found, answer = self._cached(question, key)
@@ -180,32 +165,38 @@ class CachedDirectory:
 
     # --- backoff --------------------------------------------------------------------------------
 
-    def _refuse_during_backoff(self, question: _Question) -> None:
-        state = self.redis.hgetall(keys.aws_backoff(question.name))
-        if state and float(state["until"]) > self.clock():
-            self.stats.error(state["kind"])
-            raise AwsLookupError(ErrorKind(state["kind"]), state["operation"], state["code"],
-                                 "not asked again yet", retry_at=float(state["until"]))
+    def _refuse_while_paused(self, question: _Question) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.aws_pause(question.name))
+        pipe.pttl(keys.aws_pause(question.name))
+        cause, millis = pipe.execute()
+        if cause is None or millis <= 0:
+            return
+        failed = json.loads(cause)
+        self.stats.error(failed["kind"])
+        raise AwsLookupError(ErrorKind(failed["kind"]), failed["operation"], failed["code"],
+                             "paused after that error", retry_after=millis / 1000)
 
     def _failed(self, question: _Question, err: AwsLookupError) -> None:
         """Pause the question fleet-wide, longer after each failure in a row; log the cause once."""
         self.stats.error(err.kind.value)
-        key = keys.aws_backoff(question.name)
-        failures = self.redis.hincrby(key, "failures", 1)
-        delay = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (failures - 1))
-        err.retry_at = self.clock() + delay
+        failures_key = keys.aws_failures(question.name)
+        failures = self.redis.incr(failures_key)
+        delay = min(defaults.AWS_BACKOFF_MAX_SECONDS, defaults.AWS_BACKOFF_FIRST_SECONDS * 2 ** (failures - 1))
+        err.retry_after = delay
+        cause = json.dumps({"kind": err.kind.value, "operation": err.operation, "code": err.code})
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(key, mapping={"until": err.retry_at, "kind": err.kind.value, "operation": err.operation,
-                                "code": err.code})
-        # Forgotten after a calm while, so the next failure starts the backoff from the beginning.
-        pipe.expire(key, delay + BACKOFF_MAX_SECONDS)
-        pipe.set(keys.aws_logged(err.operation, err.code), "1", nx=True, ex=LOG_REPEAT_SECONDS)
+        pipe.set(keys.aws_pause(question.name), cause, px=_millis(delay))
+        # Forgotten after a calm while, so that the next failure starts the backoff from the beginning.
+        pipe.expire(failures_key, delay + defaults.AWS_BACKOFF_MAX_SECONDS)
+        pipe.set(keys.aws_logged(err.operation, err.code), "1", nx=True, ex=defaults.AWS_LOG_REPEAT_SECONDS)
         if pipe.execute()[-1]:
             log.error("AWS %s (%s); ALB lookups that need %s pause %s s, longer while this lasts; logged again "
-                      "at most every %s s", err, err.kind.value, question.name, delay, LOG_REPEAT_SECONDS)
+                      "at most every %s s", err, err.kind.value, question.name, delay,
+                      defaults.AWS_LOG_REPEAT_SECONDS)
 
     def _answered(self, question: _Question) -> None:
-        if self.redis.delete(keys.aws_backoff(question.name)):
+        if self.redis.delete(keys.aws_failures(question.name)):
             log.info("AWS answers %s again", question.name)
 
 

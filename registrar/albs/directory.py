@@ -47,16 +47,16 @@ class ErrorKind(StrEnum):
 
 class AwsLookupError(Exception):
     """AWS could not answer a question now. The message names the operation and AWS's error code and
-    never holds credentials. `retry_at` (unix time) is set when a caller should not ask again before."""
+    never holds credentials. `retry_after` (seconds) is set when a caller should not ask again sooner."""
 
     def __init__(self, kind: ErrorKind, operation: str, code: str, detail: str = "",
-                 retry_at: float | None = None) -> None:
+                 retry_after: float | None = None) -> None:
         super().__init__(f"{operation}: {code}" + (f": {detail}" if detail else ""))
         self.kind = kind
         self.operation = operation
         self.code = code
         self.detail = detail
-        self.retry_at = retry_at
+        self.retry_after = retry_after
 
     @property
     def cause(self) -> str:

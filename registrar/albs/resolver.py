@@ -13,23 +13,21 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
-from registrar.albs.cache import BACKOFF_FIRST_SECONDS, NEGATIVE_SECONDS
 from registrar.albs.directory import AlbDirectory, AwsLookupError, ServiceTargetGroup
+from shared import defaults
 from shared.alb import AlbEndpoint, AlbIntent, AlbLookup, ExplicitAlb
 
 T = TypeVar("T")
 
 _Ask = Callable[..., Any]
-# How long one resolution may keep asking AWS (on cache misses) before it gives up for this attempt.
-LOOKUP_BUDGET_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
 class Unknown:
-    """Not known now: `reason` says why; worth asking again from `retry_at` (unix time) on."""
+    """Not known now: `reason` says why; worth asking again `retry_after` seconds from now."""
 
     reason: str
-    retry_at: float
+    retry_after: float
 
 
 class _OutOfTime(Exception):
@@ -49,11 +47,10 @@ class _Budget:
 
 
 class AlbResolver:
-    def __init__(self, directory: AlbDirectory, *, budget_seconds: float = LOOKUP_BUDGET_SECONDS,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, directory: AlbDirectory, *,
+                 budget_seconds: float = defaults.ALB_LOOKUP_BUDGET_SECONDS) -> None:
         self.directory = directory
         self.budget_seconds = budget_seconds
-        self.clock = clock
 
     def resolve(self, intent: AlbIntent, host_instance_id: str | None = None) -> AlbEndpoint | Unknown:
         """The ALB endpoint in front of the service. `host_instance_id` is the EC2 instance id of the
@@ -70,7 +67,7 @@ class AlbResolver:
             return self._unknown(err)
         except _OutOfTime:
             return Unknown(f"the ALB lookup took over its {self.budget_seconds} s; the answers so far are kept and "
-                           "the next attempt continues from them", self.clock())
+                           "the next attempt continues from them", 0.0)
 
     def healthy_targets(self, endpoint: AlbEndpoint) -> int | Unknown:
         """How many targets of the endpoint's target group are healthy (0 when the group is gone)."""
@@ -144,11 +141,11 @@ class AlbResolver:
         return live
 
     def _not_yet(self, reason: str) -> Unknown:
-        return Unknown(reason, self.clock() + NEGATIVE_SECONDS)
+        return Unknown(reason, defaults.AWS_NOT_THERE_SECONDS)
 
     def _unknown(self, err: AwsLookupError) -> Unknown:
-        retry_at = err.retry_at if err.retry_at is not None else self.clock() + BACKOFF_FIRST_SECONDS
-        return Unknown(f"AWS did not answer ({err.kind.value}): {err}", retry_at)
+        retry_after = defaults.AWS_BACKOFF_FIRST_SECONDS if err.retry_after is None else err.retry_after
+        return Unknown(f"AWS did not answer ({err.kind.value}): {err}", retry_after)
 
 
 def _entry_for(entries: tuple[ServiceTargetGroup, ...], target: AlbLookup) -> ServiceTargetGroup | None:
