@@ -81,3 +81,35 @@ EVENTS_MAX_BACKOFF_SECONDS = 10.0
 # --- Heartbeater --------------------------------------------------------------------------------
 HEARTBEAT_TICK_SECONDS = 0.5
 HEARTBEAT_BATCH_SIZE = 200
+
+# --- AWS load balancers (registrar) -------------------------------------------------------------
+# The ALB record's lease: Eureka deletes a forgotten ALB within about 2 x 35 s, where nginx would stumble
+# over a name that no longer resolves; renewed often enough that two renewals can be missed.
+ALB_LEASE_DURATION_SECONDS = 35
+ALB_RENEWAL_INTERVAL_SECONDS = 10
+# Per AWS request: seconds to connect and to read, and attempts (botocore's adaptive mode) within one
+# call. Retrying later, with backoff, is the cache's job, so a worker is never held long by AWS.
+AWS_CONNECT_TIMEOUT_SECONDS = 1.0
+AWS_READ_TIMEOUT_SECONDS = 3.0
+AWS_ATTEMPTS = 2
+# How long one ALB lookup may keep asking AWS (on cache misses) before it stops for this attempt.
+ALB_LOOKUP_BUDGET_SECONDS = 2.0
+# How long the fleet keeps an AWS answer: a task's service never changes; how services, target groups
+# and listeners are wired changes with deployments; a scan of all target groups for instance targets
+# is costly; "not there" (a task, target or listener that is new) changes within seconds.
+AWS_TASK_SERVICE_SECONDS = 3600
+AWS_WIRING_SECONDS = 60
+AWS_INSTANCE_TARGETS_SECONDS = 30
+AWS_NOT_THERE_SECONDS = 15
+# Target health and load balancer existence are checked once per check interval; their answers are kept
+# this fraction of it, so that each check gets a fresh answer and every other asker in between shares it.
+AWS_CHECK_FRESHNESS = 0.9
+# An AWS question that failed pauses fleet-wide this long, doubling while it keeps failing, up to the cap.
+AWS_BACKOFF_FIRST_SECONDS = 2
+AWS_BACKOFF_MAX_SECONDS = 60
+# The same AWS error (operation and code) is logged again only after this long.
+AWS_LOG_REPEAT_SECONDS = 300
+# A worker waits this long for another one already asking AWS the same question; that one may take this
+# long before others ask too.
+AWS_FILL_WAIT_SECONDS = 2.0
+AWS_FILL_LOCK_SECONDS = 30

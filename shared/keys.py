@@ -22,6 +22,11 @@ Layout (times are Redis server time, `TIME`, in seconds: no rule depends on mach
 - `reg:hb:due`                    zset  instance key -> time its next heartbeat is due
 - `reg:hb:interval`               hash  instance key -> renewal interval in seconds
 - `reg:lock:source:<source>`, `reg:lock:instance:<instance key>`, `reg:lock:host:<host>`   redis-py locks
+- `reg:aws:answer:<question>|<args>`   string with TTL: an AWS answer (JSON) shared by every worker
+- `reg:aws:pause:<question>`       string with TTL: the AWS error (JSON) that paused that question fleet-wide
+- `reg:aws:failures:<question>`    string with TTL: failures of that question in a row (its backoff)
+- `reg:aws:logged:<operation>:<code>`  string with TTL; present while that AWS error is not logged again
+- `reg:lock:aws:<question>|<args>` string with TTL; the worker asking AWS for that answer now
 """
 
 PREFIX = "reg:"
@@ -109,3 +114,28 @@ def host_lock(host_name: str) -> str:
 
 def instance_lock(key: str) -> str:
     return f"{PREFIX}lock:instance:{key}"
+
+
+def aws_answer(question: str, *args: str) -> str:
+    return f"{PREFIX}aws:answer:{_question_key(question, args)}"
+
+
+def aws_answer_lock(question: str, *args: str) -> str:
+    return f"{PREFIX}lock:aws:{_question_key(question, args)}"
+
+
+def aws_pause(question: str) -> str:
+    return f"{PREFIX}aws:pause:{question}"
+
+
+def aws_failures(question: str) -> str:
+    return f"{PREFIX}aws:failures:{question}"
+
+
+def aws_logged(operation: str, code: str) -> str:
+    return f"{PREFIX}aws:logged:{operation}:{code}"
+
+
+def _question_key(question: str, args: tuple[str, ...]) -> str:
+    # "|" appears in no ARN or AWS resource name, so the arguments cannot run into each other.
+    return "|".join((question, *args))

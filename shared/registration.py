@@ -59,7 +59,7 @@ def is_xml_text(value: str) -> bool:
     return NOT_XML_TEXT.search(value) is None
 
 
-class _Attributes:
+class RecordAttributes:
     """A record's attributes, read with validation; every bad value is reported once."""
 
     def __init__(self, record: ServiceRecord) -> None:
@@ -106,11 +106,12 @@ class _Attributes:
                             f"using {default}")
         return default
 
-    def lease(self, min_renewal: int) -> dict[str, int]:
+    def lease(self, min_renewal: int, renewal_default: int = defaults.DEFAULT_RENEWAL_INTERVAL_SECONDS,
+              duration_default: int = defaults.DEFAULT_LEASE_DURATION_SECONDS) -> dict[str, int]:
         """Renewal interval and lease duration: renewals no more often than `min_renewal` seconds,
         and a lease that outlasts the interval between renewals."""
-        renewal = self.seconds(RENEWAL_ATTR, defaults.DEFAULT_RENEWAL_INTERVAL_SECONDS)
-        duration = self.seconds(DURATION_ATTR, defaults.DEFAULT_LEASE_DURATION_SECONDS)
+        renewal = self.seconds(RENEWAL_ATTR, renewal_default)
+        duration = self.seconds(DURATION_ATTR, duration_default)
         if renewal < min_renewal:
             self.complain(RENEWAL_ATTR, f"{renewal} s is under the minimum renewal interval of {min_renewal} s; "
                                         f"using {min_renewal}")
@@ -161,7 +162,7 @@ class _Attributes:
 
 def wants_ec2_metadata(record: ServiceRecord) -> bool:
     """Whether registering `record` uses its host's EC2 metadata (so the watcher must fetch it)."""
-    attrs = _Attributes(record)
+    attrs = RecordAttributes(record)
     return attrs.datacenter() == AMAZON and attrs.flag("eureka_datacenterinfo_auto_populate")
 
 
@@ -170,7 +171,7 @@ def registration(record: ServiceRecord, status: InstanceStatus, *, host: str, ec
     """The document to POST for `record`, given the status its container's state calls for, the
     watcher host it runs on, when the watcher fetched it, that host's EC2 metadata, and the shortest
     renewal interval allowed."""
-    attrs = _Attributes(record)
+    attrs = RecordAttributes(record)
     datacenter = attrs.datacenter()
     auto_populate = datacenter == AMAZON and attrs.flag("eureka_datacenterinfo_auto_populate")
     if auto_populate and ec2 is None:

@@ -13,6 +13,7 @@ from docker.models.containers import Container
 import redis
 from rq import Worker
 
+from tests.aws import CREDENTIALS as AWS_CREDENTIALS, REGION as AWS_REGION, AwsStandIn, AwsWorld, MotoServer
 from tests.support import DevEureka, DockerEngine, Process, RedisServer, python_module, wait_until
 
 HOST = socket.gethostname()
@@ -147,3 +148,31 @@ def run_web(docker_client: docker.DockerClient, name: str, port: int, **options:
     environment = {"SERVICE_NAME": "web", **options.pop("environment", {})}  # type: ignore[dict-item]
     return docker_client.containers.run("local/busybox", ["httpd", "-f", "-p", "80", "-h", "/"], name=name,
                                         detach=True, ports={"80/tcp": port}, environment=environment, **options)
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    server = MotoServer(tmp_path_factory.mktemp("moto")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
+    """An empty moto behind a counting stand-in, and this process's AWS configuration pointing at the
+    stand-in: `aws.stand_in` (what the code under test reached, by operation), `aws.world` (to make
+    resources in moto)."""
+    moto_server.reset()
+    for name in ("AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(name, raising=False)
+    with AwsStandIn(moto_server.url) as stand_in:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", stand_in.url)
+        monkeypatch.setenv("AWS_REGION", AWS_REGION)
+        # Never the real instance metadata service, nor the files of whoever runs the tests.
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        for name, value in AWS_CREDENTIALS.items():
+            monkeypatch.setenv(name, value)
+        yield SimpleNamespace(stand_in=stand_in, world=AwsWorld(moto_server.url))

@@ -1,0 +1,20 @@
+"""AWS Application Load Balancers for the registrar: finding the ALB in front of a service, its health,
+whether it still exists (SPEC section 5). `alb_resolver` builds what the registrar calls."""
+
+from __future__ import annotations
+
+import redis
+
+from registrar.albs.boto import Boto3Directory
+from registrar.albs.cache import CachedDirectory
+from registrar.albs.resolver import AlbResolver
+from shared import defaults
+
+
+def alb_resolver(client: redis.Redis, *, check_interval: float = defaults.ALB_RENEWAL_INTERVAL_SECONDS,
+                 budget_seconds: float = defaults.ALB_LOOKUP_BUDGET_SECONDS) -> AlbResolver:
+    """AWS through the fleet-wide cache in `client` (a Redis client that decodes responses); health and
+    existence are asked of AWS at most once per `check_interval` seconds, and one lookup asks AWS for at
+    most about `budget_seconds`."""
+    return AlbResolver(CachedDirectory(client, Boto3Directory(), check_interval=check_interval),
+                       budget_seconds=budget_seconds)
