@@ -8,9 +8,10 @@ PY := $(VENV)/bin/python
 # Every pip install takes its versions from the constraints file, build dependencies included.
 CONSTRAINTS := $(CURDIR)/constraints.txt
 PIP_INSTALL := PIP_CONSTRAINT=$(CONSTRAINTS) $(PY) -m pip install -q
-APT_PACKAGES := redis-server docker.io busybox-static iproute2 openssl debootstrap docker-compose chromium
-# Programs that tell whether the Debian packages above are installed.
-APT_PROGRAMS := redis-server dockerd busybox ip openssl debootstrap docker-compose chromium
+# Debian's python3 (with venv) resolves constraints.txt and builds the images' wheels: it is the Python of
+# the images' Debian base, so environment markers come out as they will there.
+DEBIAN_PYTHON := /usr/bin/python3
+APT_PACKAGES := redis-server docker.io busybox-static iproute2 openssl debootstrap docker-compose chromium python3-venv
 
 .PHONY: run test deps apt venv lock images compose compose-down clean
 
@@ -23,10 +24,11 @@ test: deps
 deps: apt venv
 
 apt:
-	@missing=""; for p in $(APT_PROGRAMS); do command -v $$p >/dev/null 2>&1 || missing=yes; done; \
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-		echo "installing Debian packages: $(APT_PACKAGES)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+		echo "installing Debian packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 venv: $(VENV)/.installed
@@ -37,13 +39,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 # Resolve pyproject.toml's dependencies afresh (newest allowed versions) and write them to constraints.txt.
-lock:
+lock: apt
 	rm -rf build/lock-venv
-	$(PYTHON) -m venv build/lock-venv
+	$(DEBIAN_PYTHON) -m venv build/lock-venv
 	build/lock-venv/bin/pip install -q --upgrade setuptools
 	build/lock-venv/bin/pip install -q -e '.[test,dashboard]'
 	{ echo "# The exact versions of every install (make run, make test, make bench, the images): pip takes them from"; \
-	  echo "# here as constraints (PIP_CONSTRAINT). Made by \`make lock\` from pyproject.toml; re-run it after changing a dependency."; \
+	  echo "# here as constraints (PIP_CONSTRAINT). Made by \`make lock\` from pyproject.toml with Debian's Python 3.11 (the"; \
+	  echo "# images' Python); re-run it after changing a dependency."; \
 	  build/lock-venv/bin/pip freeze --all --exclude-editable | grep -v '^pip=='; } > constraints.txt
 	rm -rf build/lock-venv
 
