@@ -178,7 +178,7 @@ def start_dashboard(stack: Stack, redis_url: str) -> str:
             raise SystemExit(f"port {port} for the RQ dashboard is taken: set DASHBOARD_PORT to a free one") from None
     url = f"http://127.0.0.1:{port}/"
     stack.start("dashboard", [sys.executable, "-m", "rq_dashboard", "--bind", "127.0.0.1", "--port", str(port)],
-                {"RQ_DASHBOARD_REDIS_URL": redis_url}, quiet=True)
+                {"RQ_DASHBOARD_REDIS_URL": redis_url})
     _wait(lambda: requests.get(url, timeout=1).ok, "the RQ dashboard")
     return url
 

@@ -111,6 +111,8 @@ def test_compose_stack_registers_scales_and_deregisters(stack: ComposeStack,
     assert instance["port"]["$"] == port
     assert instance["metadata"]["container-id"] == web.id
     assert instance["metadata"]["container-name"] == "/compose-web"
+    # The watcher runs in a container, yet names its host as the engine does, not by the container's name.
+    assert instance["metadata"]["docker-host"] == docker_client.info()["Name"]
 
     stack("up", "-d", "--scale", "registrar=3")
     assert len(stack.containers("registrar")) == 3
