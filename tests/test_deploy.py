@@ -187,6 +187,7 @@ def test_ecs_definitions_register_with_the_ecs_api(moto: str, tmp_path: Path) ->
         [container] = ecs.describe_task_definition(
             taskDefinition=f"eureka-registrator-{component}")["taskDefinition"]["containerDefinitions"]
         assert container["image"] == values["IMAGE"]
+        assert container["readonlyRootFilesystem"] is True
         assert container["logConfiguration"]["options"]["awslogs-stream-prefix"] == component
         assert {secret["valueFrom"] for secret in container["secrets"]} <= {
             values["REDIS_URL_SECRET_ARN"], values["EUREKA_URL_SECRET_ARN"]}
