@@ -123,7 +123,8 @@ def test_compose_stack_registers_scales_and_deregisters(stack: ComposeStack,
     assert len(_workers(stack, "heartbeat")) == 1
     # The stack's dashboard shows them too.
     dashboard = requests.get(f"http://127.0.0.1:{stack.dashboard_port}/0/data/workers.json", timeout=10).json()
-    assert sorted(worker["name"] for worker in dashboard["workers"]) == sorted(registrars + _workers(stack, "heartbeat"))
+    shown = sorted(worker["name"] for worker in dashboard["workers"])
+    assert shown == sorted(registrars + _workers(stack, "heartbeat"))
 
     web.stop(timeout=1)
     wait_until(lambda: stack.eureka_instance("COMPOSE-WEB", f"127.0.0.1_{port}") is None, 60,

@@ -76,7 +76,8 @@ def test_definition_runs_the_component_with_options_it_accepts(kind: str, compon
     command = definition["command"]
     assert command[:3] == ["python", "-m", component]
     assert importlib.util.find_spec(f"{component}.__main__") is not None
-    unknown = set(definition["environment"]) - {option.env for option in options} - AWS_SDK_VARIABLES.get(component, set())
+    accepted = {option.env for option in options} | AWS_SDK_VARIABLES.get(component, set())
+    unknown = set(definition["environment"]) - accepted
     assert not unknown, f"{kind} {component}: not an environment variable of the {component}: {sorted(unknown)}"
     # The values are valid too: the component's own configuration accepts them (else: exit 2).
     load(command[3:], definition["environment"])
