@@ -9,7 +9,7 @@
 The engine is DOCKER_HOST's (default: the local one). BASE_IMAGE=<image> builds the project's image on
 another base (any with Python 3.11 and venv, e.g. python:3.11-slim-bookworm where a registry answers);
 the debootstrap base and the Redis image are then not made. The debootstrap root is made once and kept
-under build/ (about 40 s and the only download); an engine that already has an image of it is left alone.
+under build/ (about 40 s); an engine that already has an image of it is left alone.
 """
 
 from __future__ import annotations
