@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 # Every pip install takes its versions from the constraints file, build dependencies included.
 CONSTRAINTS := $(CURDIR)/constraints.txt
 PIP_INSTALL := PIP_CONSTRAINT=$(CONSTRAINTS) $(PY) -m pip install -q
+# The optional dependencies .venv has, and so what constraints.txt covers.
+EXTRAS := test,dashboard
 # Debian's python3 (with venv) resolves constraints.txt and builds the images' wheels: it is the Python of
 # the images' Debian base, so environment markers come out as they will there.
 DEBIAN_PYTHON := /usr/bin/python3
@@ -35,7 +37,7 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -e '.[test,dashboard]'
+	$(PIP_INSTALL) -e '.[$(EXTRAS)]'
 	touch $@
 
 # Resolve pyproject.toml's dependencies afresh (newest allowed versions) and write them to constraints.txt.
@@ -43,7 +45,7 @@ lock: apt
 	rm -rf build/lock-venv
 	$(DEBIAN_PYTHON) -m venv build/lock-venv
 	build/lock-venv/bin/pip install -q --upgrade setuptools
-	build/lock-venv/bin/pip install -q -e '.[test,dashboard]'
+	build/lock-venv/bin/pip install -q -e '.[$(EXTRAS)]'
 	{ echo "# The exact versions of every install (make run, make test, make bench, the images): pip takes them from"; \
 	  echo "# here as constraints (PIP_CONSTRAINT). Made by \`make lock\` from pyproject.toml with Debian's Python 3.11 (the"; \
 	  echo "# images' Python); re-run it after changing a dependency."; \
