@@ -115,7 +115,8 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         wait_until(lambda: requests.get(f"{url}/moto-api/", timeout=2).ok, 30, "moto_server to answer")
         yield url
     finally:
-        server.stop()
+        # It waits for the threads of kept-alive boto3 connections before exiting: no need to.
+        server.stop(timeout=3)
 
 
 def _client(moto: str, service: str) -> Any:
