@@ -20,6 +20,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -169,8 +170,7 @@ def _build(client: docker.DockerClient, context: Path, tag: str, **options: obje
         raise SystemExit(f"images: building {tag} failed: {err}\n{output}") from None
 
 
-def build_project(client: docker.DockerClient, base_image: str) -> None:
-    context = image_context()
+def build_project(client: docker.DockerClient, base_image: str, context: Path) -> None:
     shutil.copy(REPO / "Dockerfile", context / "Dockerfile")
     _build(client, context, PROJECT_IMAGE, target="registrator", buildargs={"BASE_IMAGE": base_image})
     _build(client, context, DEV_EUREKA_IMAGE, target="dev-eureka", buildargs={"BASE_IMAGE": base_image})
@@ -187,10 +187,12 @@ def build_redis(client: docker.DockerClient) -> None:
 def build_all(docker_host: str, base_image: str = LOCAL_BASE_IMAGE) -> None:
     client = docker.DockerClient(base_url=docker_host, timeout=600)
     try:
-        if base_image == LOCAL_BASE_IMAGE:
-            import_base(client)
-            build_redis(client)
-        build_project(client, base_image)
+        with ThreadPoolExecutor(1) as pool:
+            context = pool.submit(image_context)  # pip's work, while debootstrap and Docker do theirs
+            if base_image == LOCAL_BASE_IMAGE:
+                import_base(client)
+                build_redis(client)
+            build_project(client, base_image, context.result())
     finally:
         client.close()
 
