@@ -10,8 +10,8 @@ CONSTRAINTS := $(CURDIR)/constraints.txt
 PIP_INSTALL := PIP_CONSTRAINT=$(CONSTRAINTS) $(PY) -m pip install -q
 # The optional dependencies .venv has, and so what constraints.txt covers.
 EXTRAS := test,dashboard
-# Debian's python3 (with venv) resolves constraints.txt and builds the images' wheels: it is the Python of
-# the images' Debian base, so environment markers come out as they will there.
+# Debian's python3 (with venv) resolves constraints.txt, and scripts/images.py makes the images' wheels with
+# it: it is the Python of the images' Debian base, so environment markers come out as they will there.
 DEBIAN_PYTHON := /usr/bin/python3
 APT_PACKAGES := redis-server docker.io busybox-static iproute2 openssl debootstrap docker-compose chromium python3-venv
 
