@@ -3,7 +3,8 @@
 - Redis: REDIS_URL if set, else a redis-server on 127.0.0.1:6379 (reused if one already answers there).
 - Docker: DOCKER_HOST (or /var/run/docker.sock) if it answers, else a private dockerd under .run/.
 - Eureka: EUREKA_URL if set, else the dev Eureka server on 127.0.0.1:8761.
-- Then the watcher, a registrar and a heartbeater, each a process with its output prefixed.
+- Then the watcher, a registrar and a heartbeater, each a process with its output prefixed, and the RQ
+  dashboard on 127.0.0.1:9181 (DASHBOARD_PORT to change it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 import docker
 import redis
@@ -163,6 +166,31 @@ def start_eureka(stack: Stack) -> str:
     return url
 
 
+def start_dashboard(stack: Stack, redis_url: str) -> str:
+    """rq-dashboard on the system's Redis. The URL goes in its environment, not its command line (which `ps`
+    shows); the page shows it with any password masked."""
+    port = int(os.environ.get("DASHBOARD_PORT") or 9181)
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise SystemExit(f"port {port} for the RQ dashboard is taken: set DASHBOARD_PORT to a free one") from None
+    url = f"http://127.0.0.1:{port}/"
+    stack.start("dashboard", [sys.executable, "-m", "rq_dashboard", "--bind", "127.0.0.1", "--port", str(port)],
+                {"RQ_DASHBOARD_REDIS_URL": redis_url})
+    _wait(lambda: requests.get(url, timeout=1).ok, "the RQ dashboard")
+    return url
+
+
+def without_password(url: str) -> str:
+    """`url` for printing: user and password replaced by `***`."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+
+
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
@@ -175,11 +203,14 @@ def main() -> None:
                "EUREKA_URL": start_eureka(stack)}
         for component in ("registrar", "heartbeater", "watcher"):
             stack.start(component, [sys.executable, "-m", component], env)
+        dashboard = start_dashboard(stack, env["REDIS_URL"])
+        eureka = [without_password(url.strip()) for url in env["EUREKA_URL"].split(",")]
         print(f"""
-  Eureka:  {env['EUREKA_URL']}  (try {env['EUREKA_URL']}/apps)
-  Redis:   {env['REDIS_URL']}
-  Docker:  {env['DOCKER_HOST']}
-  Try:     docker -H {env['DOCKER_HOST']} run -d -p 18080:80 -e SERVICE_NAME=web local/busybox httpd -f -p 80 -h /
+  Eureka:     {', '.join(eureka)}  (try {eureka[0]}/apps)
+  Redis:      {without_password(env['REDIS_URL'])}
+  Docker:     {env['DOCKER_HOST']}
+  Dashboard:  {dashboard}  (RQ queues, workers and jobs)
+  Try:        docker -H {env['DOCKER_HOST']} run -d -p 18080:80 -e SERVICE_NAME=web local/busybox httpd -f -p 80 -h /
   Ctrl-C stops everything started here.
 """, flush=True)
         stack.wait()
