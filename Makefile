@@ -1,5 +1,6 @@
-# The two commands: `make run` (the whole system, locally) and `make test` (the test suite).
-# Both install what they need first: Debian packages (only those missing) and a virtualenv in .venv.
+# The commands: `make run` (the whole system, locally), `make test` (the test suite) and `make bench` (the
+# benchmarks; `make bench BENCH_ARGS=--smoke` for a short run). All install what they need first: Debian
+# packages (only those missing) and a virtualenv in .venv.
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,13 +9,16 @@ APT_PACKAGES := redis-server docker.io busybox-static iproute2 openssl
 # Programs that tell whether the Debian packages above are installed.
 APT_PROGRAMS := redis-server dockerd busybox ip openssl
 
-.PHONY: run test deps apt venv clean
+.PHONY: run test bench deps apt venv clean
 
 run: deps
 	$(PY) scripts/run_local.py
 
 test: deps
 	$(PY) -m pytest
+
+bench: deps
+	$(PY) -m bench $(BENCH_ARGS)
 
 deps: apt venv
 
@@ -29,7 +33,7 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,bench]'
 	touch $@
 
 clean:

@@ -1,0 +1,233 @@
+"""Container scenarios: single containers started and killed one at a time, and storms of them at once.
+
+Latency is measured from the Docker event's own timestamp (`timeNano`, read here from the engine's event
+stream) to the arrival of the Eureka request at the recording Eureka: `start` to the registration POST,
+`die` to the DELETE. Containers are busybox `sleep` with a port published on 127.0.0.1 and a
+`SERVICE_NAME` of their own, so the Eureka app in a request's path names the container. They are
+stopped with SIGKILL (`docker kill`): `kill` then `die`, as when a process is killed or its host
+runs out of memory.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import docker
+from docker.models.containers import Container
+from rq.job import Job
+
+from bench.parts import Parts, pid, rss_bytes
+from shared import keys
+from tests.support import wait_until
+
+IMAGE = "local/busybox"
+PARALLEL_DOCKER_CALLS = 32
+WAIT_SECONDS = 30
+
+
+class DockerEvents:
+    """The engine's container events, followed in a background thread: `timeNano` by container and action."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self._times: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self._stream = client.events(decode=True, filters={"type": "container"})
+        threading.Thread(target=self._follow, name="docker-events", daemon=True).start()
+
+    def _follow(self) -> None:
+        try:
+            for event in self._stream:
+                action = (event.get("Action") or "").split(":")[0]
+                self._times[(event["Actor"]["ID"], action)].append(int(event["timeNano"]))
+        except Exception:  # noqa: BLE001 - the stream is closed at the end of the bench
+            return
+
+    def first(self, container_id: str, action: str) -> int | None:
+        times = self._times.get((container_id, action))
+        return times[0] if times else None
+
+    def wait_first(self, container_id: str, action: str) -> int:
+        return wait_until(lambda: self.first(container_id, action), WAIT_SECONDS,
+                          f"the {action} event of container {container_id[:12]}", interval=0.005)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+@dataclass
+class Arrivals:
+    """First arrival at Eureka (ns) of each app's registration and deletion."""
+
+    posts: dict[str, int] = field(default_factory=dict)
+    deletes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, records: Iterable[tuple[int, str, str]]) -> None:
+        for arrival, method, path in records:
+            parts = path.split("/")  # '', 'eureka', 'apps', APP[, instance id[, 'status']]
+            if len(parts) < 4:
+                continue
+            if method == "POST":
+                self.posts.setdefault(parts[3], arrival)
+            elif method == "DELETE":
+                self.deletes.setdefault(parts[3], arrival)
+
+
+class Scenario:
+    def __init__(self, parts: Parts, events: DockerEvents) -> None:
+        self.parts = parts
+        self.events = events
+        self.arrivals = Arrivals()
+        self.client = docker.DockerClient(base_url=parts.engine.host, timeout=120,
+                                          max_pool_size=PARALLEL_DOCKER_CALLS)
+
+    def create(self, name: str) -> Container:
+        return self.client.containers.create(IMAGE, ["sleep", "3600"], name=name,
+                                             environment={"SERVICE_NAME": name},
+                                             ports={"80/tcp": ("127.0.0.1", None)})
+
+    def wait_arrivals(self, method: str, apps: list[str], timeout: float) -> list[int]:
+        found = self.arrivals.posts if method == "POST" else self.arrivals.deletes
+
+        def all_arrived() -> bool:
+            self.arrivals.add(self.parts.eureka.fetch())
+            return all(app in found for app in apps)
+
+        wait_until(all_arrived, timeout, f"{method} of {len(apps)} apps at Eureka", interval=0.01)
+        return [found[app] for app in apps]
+
+    def wait_gone(self, containers: list[Container]) -> None:
+        """Until the watcher has published every container as removed and the registrars applied it."""
+        states = [keys.state(self.source(container.id)) for container in containers]
+        wait_until(lambda: not self.parts.any_exists(*states), WAIT_SECONDS, "removed containers' states to go",
+                   interval=0.01)
+        self.parts.wait_quiet()
+
+    def source(self, container_id: str) -> str:
+        return keys.source(self.parts.watcher_host, container_id)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def single_runs(parts: Parts, events: DockerEvents, runs: int) -> dict[str, Any]:
+    """Start a container, wait for its registration, kill it, wait for its deletion, remove it: `runs` times,
+    one container at a time, the system quiet before each step."""
+    scenario = Scenario(parts, events)
+    register, deregister, run_apps = [], [], []
+    commands: dict[str, Counter[str]] = {"start": Counter(), "kill": Counter(), "destroy": Counter()}
+    seconds = {"start": 0.0, "kill": 0.0, "destroy": 0.0}
+    try:
+        for run in range(runs):
+            app = f"bench-r{run}"
+            container = scenario.create(app)
+            parts.wait_quiet()
+            for phase, act, method in (("start", container.start, "POST"), ("kill", container.kill, "DELETE"),
+                                       ("destroy", container.remove, None)):
+                before, started = parts.command_counts(), time.monotonic()
+                act()
+                if method is None:
+                    scenario.wait_gone([container])
+                else:
+                    arrival = scenario.wait_arrivals(method, [app.upper()], WAIT_SECONDS)[0]
+                    parts.wait_quiet()
+                    event = events.wait_first(container.id, "start" if method == "POST" else "die")
+                    (register if method == "POST" else deregister).append((arrival - event) / 1e6)
+                seconds[phase] += time.monotonic() - started
+                commands[phase].update(_difference(parts.command_counts(), before))
+            run_apps.append((app.upper(), container.id))
+        breakdown = _job_breakdown(parts, scenario, events, run_apps)
+    finally:
+        scenario.close()
+    idle_rate = parts.idle_command_rate
+    per_phase = {phase: _net_per_run(commands[phase], idle_rate, seconds[phase], runs) for phase in commands}
+    return {"register_ms": register, "deregister_ms": deregister, "breakdown_ms": breakdown,
+            "commands": per_phase}
+
+
+def _difference(after: dict[str, int], before: dict[str, int]) -> Counter[str]:
+    return Counter({name: calls - before.get(name, 0) for name, calls in after.items()
+                    if calls - before.get(name, 0) > 0})
+
+
+def _net_per_run(counts: Counter[str], idle_rate: dict[str, float], seconds: float, runs: int) -> dict[str, float]:
+    """Commands per run of a phase, less what the idle system sends in the same time."""
+    net = {name: (calls - idle_rate.get(name, 0.0) * seconds) / runs for name, calls in counts.items()}
+    return {name: round(value, 2) for name, value in sorted(net.items()) if value >= 0.05}
+
+
+def _job_breakdown(parts: Parts, scenario: Scenario, events: DockerEvents,
+                   run_apps: list[tuple[str, str]]) -> dict[str, dict[str, list[float]]]:
+    """Where each single run's milliseconds went, from RQ's own job timestamps: the watcher (event to
+    job enqueued), the queue (enqueued to a worker starting the job), the registrar (job start to the
+    request's arrival at Eureka)."""
+    jobs: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    prefix = Job.redis_job_namespace_prefix
+    for key in parts.redis.scan_iter(match=prefix + "*", count=1000):
+        if parts.redis.type(key) != "hash":
+            continue
+        description, enqueued, started, ended = parts.redis.hmget(key, "description", "enqueued_at", "started_at",
+                                                                  "ended_at")
+        if description and description.startswith("reconcile ") and enqueued and started and ended:
+            jobs[description.removeprefix("reconcile ")].append((_rq_time(enqueued), _rq_time(started),
+                                                                   _rq_time(ended)))
+    result: dict[str, dict[str, list[float]]] = {
+        step: {"watcher": [], "queue": [], "worker": []} for step in ("register", "deregister")}
+    for app, container_id in run_apps:
+        for step, action, arrival in (("register", "start", scenario.arrivals.posts[app]),
+                                      ("deregister", "die", scenario.arrivals.deletes[app])):
+            event = events.first(container_id, action)
+            arrival_s = arrival / 1e9
+            job = next((job for job in jobs[scenario.source(container_id)] if job[1] <= arrival_s <= job[2]), None)
+            if job is None or event is None:
+                continue
+            result[step]["watcher"].append((job[0] - event / 1e9) * 1000)
+            result[step]["queue"].append((job[1] - job[0]) * 1000)
+            result[step]["worker"].append((arrival_s - job[1]) * 1000)
+    return result
+
+
+def _rq_time(text: str) -> float:
+    """RQ's timestamps: UTC, microseconds."""
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC).timestamp()
+
+
+def storm(parts: Parts, events: DockerEvents, count: int) -> dict[str, Any]:
+    """`count` containers started at once, then killed at once: time from the last `start` event until all
+    are registered, and from the last `die` event until all are deleted; the watcher's memory meanwhile."""
+    scenario = Scenario(parts, events)
+    apps = [f"bench-s{index}" for index in range(count)]
+    deadline = WAIT_SECONDS + count * 0.5
+    try:
+        with ThreadPoolExecutor(PARALLEL_DOCKER_CALLS) as pool:
+            containers = list(pool.map(scenario.create, apps))
+            parts.wait_quiet()
+            list(pool.map(lambda container: container.start(), containers))
+            posts = scenario.wait_arrivals("POST", [app.upper() for app in apps], deadline)
+            starts = [events.wait_first(container.id, "start") for container in containers]
+            parts.wait_quiet(deadline)
+            watcher_rss = rss_bytes(pid(parts.watcher))
+            registrar_rss = max(rss_bytes(pid(process)) for process in parts.registrars)
+            list(pool.map(lambda container: container.kill(), containers))
+            deletes = scenario.wait_arrivals("DELETE", [app.upper() for app in apps], deadline)
+            dies = [events.wait_first(container.id, "die") for container in containers]
+            parts.wait_quiet(deadline)
+            list(pool.map(lambda container: container.remove(), containers))
+            scenario.wait_gone(containers)
+    finally:
+        scenario.close()
+    return {
+        "containers": count,
+        "start_spread_s": (max(starts) - min(starts)) / 1e9,
+        "register_all_s": (max(posts) - max(starts)) / 1e9,
+        "register_ms": [(post - start) / 1e6 for post, start in zip(posts, starts)],
+        "die_spread_s": (max(dies) - min(dies)) / 1e9,
+        "deregister_all_s": (max(deletes) - max(dies)) / 1e9,
+        "deregister_ms": [(delete - die) / 1e6 for delete, die in zip(deletes, dies)],
+        "watcher_rss_bytes": watcher_rss,
+        "registrar_rss_bytes": registrar_rss,
+    }
