@@ -100,6 +100,11 @@ def table(results: dict[str, Any]) -> str:
          "<= 1", ""),
         (f"storm: {storm['containers']} killed, last die -> all deleted, s", f"{storm['deregister_all_s']:.2f}",
          "<= 1", ""),
+        ("storm: Docker took, first to last start / die, s",
+         f"{storm['start_spread_s']:.1f} / {storm['die_spread_s']:.1f}", "", ""),
+        ("storm: each container, register / deregister p50 / p99 ms",
+         f"{storm['register_ms']['p50']:.0f} / {storm['register_ms']['p99']:.0f}, "
+         f"{storm['deregister_ms']['p50']:.0f} / {storm['deregister_ms']['p99']:.0f}", "", ""),
         (f"heartbeats: {steady['instances']} due every {steady['interval_s']} s, renewals/s",
          f"{steady['renewals_per_s']:.0f} (needed {steady['needed_per_s']:.0f})", f"{steady['needed_per_s']:.0f}", ""),
         (f"heartbeats: missed (later than interval + {steady['tolerance_s']:g} s)",
