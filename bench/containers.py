@@ -32,18 +32,22 @@ WAIT_SECONDS = 30
 
 
 class DockerEvents:
-    """The engine's container events, followed in a background thread: `timeNano` by container and action."""
+    """The engine's container events, followed in a background thread: `timeNano` by container and action,
+    and when each reached this client (a watcher cannot see an event sooner)."""
 
     def __init__(self, client: docker.DockerClient) -> None:
         self._times: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self.delivery_ms: dict[str, list[float]] = defaultdict(list)
         self._stream = client.events(decode=True, filters={"type": "container"})
         threading.Thread(target=self._follow, name="docker-events", daemon=True).start()
 
     def _follow(self) -> None:
         try:
             for event in self._stream:
+                received = time.time_ns()
                 action = (event.get("Action") or "").split(":")[0]
                 self._times[(event["Actor"]["ID"], action)].append(int(event["timeNano"]))
+                self.delivery_ms[action].append((received - int(event["timeNano"])) / 1e6)
         except Exception:  # noqa: BLE001 - the stream is closed at the end of the bench
             return
 
@@ -164,7 +168,8 @@ def _job_breakdown(parts: Parts, scenario: Scenario, events: DockerEvents,
                    run_apps: list[tuple[str, str]]) -> dict[str, dict[str, list[float]]]:
     """Where each single run's milliseconds went, from RQ's own job timestamps: the watcher (event to
     job enqueued), the queue (enqueued to a worker starting the job), the registrar (job start to the
-    request's arrival at Eureka)."""
+    request's arrival at Eureka). With how long Docker takes to hand an event to a client (the bench's
+    own event stream, this process): part of the watcher's share that no watcher can save."""
     jobs: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     prefix = Job.redis_job_namespace_prefix
     for key in parts.redis.scan_iter(match=prefix + "*", count=1000):
@@ -176,7 +181,8 @@ def _job_breakdown(parts: Parts, scenario: Scenario, events: DockerEvents,
             jobs[description.removeprefix("reconcile ")].append((_rq_time(enqueued), _rq_time(started),
                                                                    _rq_time(ended)))
     result: dict[str, dict[str, list[float]]] = {
-        step: {"watcher": [], "queue": [], "worker": []} for step in ("register", "deregister")}
+        step: {"docker_event_delivery": list(events.delivery_ms[action]), "watcher": [], "queue": [], "worker": []}
+        for step, action in (("register", "start"), ("deregister", "die"))}
     for app, container_id in run_apps:
         for step, action, arrival in (("register", "start", scenario.arrivals.posts[app]),
                                       ("deregister", "die", scenario.arrivals.deletes[app])):

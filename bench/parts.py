@@ -194,8 +194,8 @@ class Parts:
         assert self.profile_dir is not None and process.popen is not None
         output = self.profile_dir / f"{process.name}.txt"
         return subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
-                                 str(process.popen.pid), "--rate", "250", "--format", "raw", "--output",
-                                 str(output), "--nonblocking"], stdout=subprocess.DEVNULL,
+                                 str(process.popen.pid), "--rate", "100", "--format", "raw", "--output",
+                                 str(output)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
 
     def _remove_containers(self) -> None:

@@ -180,23 +180,27 @@ def charts(results: dict[str, Any], folder: Path) -> None:
     plt.close(figure_)
 
 
-def profiles(folder: Path, top: int = 25) -> str:
-    """The functions py-spy saw most often, per component (collapsed stacks: `frame;frame;... count`)."""
+def profiles(folder: Path, top: int = 20) -> str:
+    """The functions py-spy saw most often on the CPU, per component: by share of samples with the function
+    anywhere on the stack (inclusive) and at the top of it (self). Files hold collapsed stacks:
+    `frame;frame;... count`."""
     lines = []
-    by_component: dict[str, Counter[str]] = {}
+    by_component: dict[str, tuple[Counter[str], Counter[str]]] = {}
     for path in sorted(folder.glob("*.txt")):
-        component = path.stem.rsplit("-", 1)[0]
-        inclusive = by_component.setdefault(component, Counter())
-        for line in path.read_text().splitlines():
+        inclusive, own = by_component.setdefault(path.stem.rsplit("-", 1)[0], (Counter(), Counter()))
+        for line in path.read_text(errors="replace").splitlines():
             stack, _, count = line.rpartition(" ")
-            if not stack:
-                continue
-            for frame in set(stack.split(";")):
+            if not stack or not count.isdigit():
+                continue  # a frame name with a line break in it
+            frames = stack.split(";")
+            for frame in set(frames):
                 inclusive[frame] += int(count)
+            own[frames[-1]] += int(count)
             inclusive["<all>"] += int(count)
-    for component, inclusive in by_component.items():
+    for component, (inclusive, own) in by_component.items():
         total = inclusive.pop("<all>", 0) or 1
-        lines.append(f"\n== {component}: {total} samples; functions by share of samples (inclusive)")
-        for frame, count in inclusive.most_common(top):
-            lines.append(f"{count / total:6.1%}  {frame}")
+        lines.append(f"\n== {component}: {total} samples on the CPU")
+        for title, counts in (("inclusive", inclusive), ("self", own)):
+            lines.append(f"-- {title}")
+            lines.extend(f"{count / total:6.1%}  {frame}" for frame, count in counts.most_common(top))
     return "\n".join(lines)
