@@ -177,9 +177,9 @@ def _job_breakdown(parts: Parts, scenario: Scenario, events: DockerEvents,
             continue
         description, enqueued, started, ended = parts.redis.hmget(key, "description", "enqueued_at", "started_at",
                                                                   "ended_at")
+        # "reconcile <container name> on <host>"
         if description and description.startswith("reconcile ") and enqueued and started and ended:
-            jobs[description.removeprefix("reconcile ")].append((_rq_time(enqueued), _rq_time(started),
-                                                                   _rq_time(ended)))
+            jobs[description.split(" ")[1]].append((_rq_time(enqueued), _rq_time(started), _rq_time(ended)))
     result: dict[str, dict[str, list[float]]] = {
         step: {"docker_event_delivery": list(events.delivery_ms[action]), "watcher": [], "queue": [], "worker": []}
         for step, action in (("register", "start"), ("deregister", "die"))}
@@ -188,7 +188,7 @@ def _job_breakdown(parts: Parts, scenario: Scenario, events: DockerEvents,
                                       ("deregister", "die", scenario.arrivals.deletes[app])):
             event = events.first(container_id, action)
             arrival_s = arrival / 1e9
-            job = next((job for job in jobs[scenario.source(container_id)] if job[1] <= arrival_s <= job[2]), None)
+            job = next((job for job in jobs[app.lower()] if job[1] <= arrival_s <= job[2]), None)
             if job is None or event is None:
                 continue
             result[step]["watcher"].append((job[0] - event / 1e9) * 1000)

@@ -1,14 +1,15 @@
 """Heartbeats at scale: synthetic instances in Redis, renewed by the real heartbeater workers.
 
 The instances are written through the project's `Store` exactly as a watcher and a registrar write a
-real container's: the container's wanted state with a liveness entry (`publish_state`), the registered
-instance with its heartbeat schedule (`track`), the state marked applied (`mark_applied`). No containers
-exist: nothing but the heartbeaters touches them, and their liveness entries live longer than the bench.
+real container's: the container's wanted state with a liveness entry (`publish_state`), its reconcile job
+started (`release_job`), the registered instance with its heartbeat schedule (`track`), the state marked
+applied (`mark_applied`). No containers exist: nothing but the heartbeaters touches them, and their
+liveness entries live longer than the bench.
 
-A phase makes a set of instances due (`track` again, with the registration time that puts their next
-heartbeat where the phase wants it), starts the heartbeater pool, and reads every renewal's arrival at the
-recording Eureka. Between phases the pool is stopped and its queue emptied, so each phase renews only
-its own instances. The sets grow (1k, 10k, 30k, then all in the steady state): each covers the one before.
+The bench sets the heartbeat schedule itself (the due times in `reg:hb:due`): all instances are parked
+far in the future, and a phase makes its own set due when it wants (all at once, or spread over an
+interval). Between phases the heartbeat queue is emptied and the workers let finish, so each phase
+renews only its own instances. The sets grow (1k, 10k, 30k, then all in the steady state).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import redis
 
 from bench.parts import Parts, cpu_seconds, pid, rss_bytes
 from shared import keys, queues
@@ -32,9 +35,7 @@ SWEEP_AFTER_SECONDS = 10.0
 INSTANCES_PER_HOST = 300
 APPS = 500
 PARKED_SECONDS = 86400
-# Heartbeaters started before the first instance is due (their start takes a second or two, more on a
-# loaded machine).
-STARTUP_ALLOWANCE_SECONDS = 8.0
+SEED_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -71,21 +72,24 @@ def synthetic(index: int, interval: int) -> Synthetic:
 
 
 def seed(store: Store, instances: list[Synthetic]) -> None:
-    """Publish, register and apply every instance, its first heartbeat parked far in the future."""
-    for instance in instances:
-        now = time.time()  # a state a registrar has not applied within SWEEP_AFTER_SECONDS is re-enqueued
-        store.publish_state(instance.source, instance.state, ttl=LIVENESS_TTL_SECONDS, now=now,
-                            sweep_after=SWEEP_AFTER_SECONDS)
-        store.track(instance.key, instance.source, instance.document, instance.interval, now + PARKED_SECONDS)
-        if not store.mark_applied(instance.source, "1"):
-            raise RuntimeError(f"{instance.source}: its state changed while seeding")
+    """Publish, register and apply every instance as the watcher and a registrar would; then park its
+    heartbeats (a chunk at a time, before the first of them comes due)."""
+    for first in range(0, len(instances), SEED_CHUNK):
+        chunk = instances[first:first + SEED_CHUNK]
+        for instance in chunk:
+            job_id = f"bench-seed-{instance.source}"
+            store.publish_state(instance.source, instance.state, ttl=LIVENESS_TTL_SECONDS,
+                                sweep_after=SWEEP_AFTER_SECONDS, job_id=job_id)
+            store.release_job(keys.reconcile_job_name(instance.source), job_id)
+            store.track(instance.key, instance.source, instance.document, instance.interval)
+            if not store.mark_applied(instance.source, "1"):
+                raise RuntimeError(f"{instance.source}: its state changed while seeding")
+        schedule(store.redis, chunk, lambda index: time.time() + PARKED_SECONDS)
 
 
-def schedule(store: Store, instances: list[Synthetic], due: Callable[[int], float]) -> None:
-    """Make instance i's next heartbeat due at `due(i)`, as a registration then would."""
-    for index, instance in enumerate(instances):
-        store.track(instance.key, instance.source, instance.document, instance.interval,
-                    due(index) - instance.interval)
+def schedule(client: redis.Redis, instances: list[Synthetic], due: Callable[[int], float]) -> None:
+    """Make instance i's next heartbeat due at `due(i)` (Redis time: this machine's clock)."""
+    client.zadd(keys.HEARTBEAT_DUE, {instance.key: due(index) for index, instance in enumerate(instances)})
 
 
 class Renewals:
@@ -99,17 +103,6 @@ class Renewals:
         for arrival, method, path in self.parts.eureka.fetch():
             if method == "PUT" and path.startswith("/eureka/apps/BENCH-HB"):
                 self.by_path[path].append(arrival / 1e9)
-
-    def first_since(self, paths: list[str], since: float) -> list[float] | None:
-        """The first renewal after `since` of every path, or None while one has none yet."""
-        self.update()
-        firsts = []
-        for path in paths:
-            arrival = next((arrival for arrival in self.by_path.get(path, ()) if arrival >= since), None)
-            if arrival is None:
-                return None
-            firsts.append(arrival)
-        return firsts
 
 
 class Counters:
@@ -130,11 +123,9 @@ class HeartbeatBench:
         self.renewals = Renewals(parts)
         self.instances = [synthetic(index, interval) for index in range(count)]
         self.interval = interval
-        self.reschedule_seconds_per_instance = 0.0
 
     def seed(self) -> dict[str, Any]:
         """All instances, parked. Redis memory before and after gives the bytes one instance costs."""
-        self.parts.stop_heartbeaters()
         before, started = self.parts.redis_memory(), time.monotonic()
         seed(self.store, self.instances)
         elapsed = time.monotonic() - started
@@ -142,36 +133,40 @@ class HeartbeatBench:
         return {"instances": len(self.instances), "seconds": elapsed,
                 "redis_bytes_per_instance": (after - before) / len(self.instances)}
 
-    def _prepare(self, instances: list[Synthetic], due: Callable[[int], float]) -> None:
+    def _settle(self) -> None:
+        """Park every instance, drop queued heartbeat jobs and let the running ones finish."""
+        schedule(self.parts.redis, self.instances, lambda index: time.time() + PARKED_SECONDS)
         self.parts.queue(queues.HEARTBEAT_QUEUE).empty()
-        started = time.monotonic()
-        schedule(self.store, instances, due)
-        self.reschedule_seconds_per_instance = (time.monotonic() - started) / len(instances)
-        self.parts.start_heartbeaters()
+        wait_until(lambda: self.parts.quiet(queues.HEARTBEAT_QUEUE), 60, "heartbeat jobs to finish", interval=0.05)
 
     def cycle(self, count: int) -> dict[str, Any]:
-        """`count` instances due at once: how long the pool takes to renew each once, and the CPU that costs."""
+        """`count` instances due at once: how long the pool takes for `count` renewals, and what they cost."""
+        self._settle()
         instances = self.instances[:count]
-        due_at = time.time()
-        self._prepare(instances, lambda index: due_at)
-        before = Counters(self.parts)
         paths = [instance.path for instance in instances]
-        firsts = wait_until(lambda: self.renewals.first_since(paths, due_at), 60 + count / 50,
-                            f"one renewal of each of {count} instances", interval=0.2)
+        before = Counters(self.parts)
+        schedule(self.parts.redis, instances, lambda index: before.at)
+
+        def renewed() -> list[float] | None:
+            self.renewals.update()
+            arrivals = sorted(arrival for path in paths for arrival in self.renewals.by_path.get(path, ())
+                              if arrival >= before.at)
+            return arrivals if len(arrivals) >= count else None
+
+        arrivals = wait_until(renewed, 60 + count / 50, f"{count} renewals", interval=0.5)[:count]
         after = Counters(self.parts)
-        self.parts.stop_heartbeaters()
-        # The first renewed are due again after one interval, maybe before the last is renewed: they count too.
-        renewed = sum(arrival >= due_at for path in paths for arrival in self.renewals.by_path[path])
-        return {"instances": count, "cycle_s": max(firsts) - min(firsts), "renewals": renewed,
-                **_costs(before, after, renewed)}
+        distinct = sum(any(before.at <= arrival <= arrivals[-1] for arrival in self.renewals.by_path.get(path, ()))
+                       for path in paths)
+        return {"instances": count, "cycle_s": arrivals[-1] - arrivals[0], "distinct_renewed": distinct,
+                **_costs(before, after, count)}
 
     def steady(self, window_cycles: int, tolerance: float) -> dict[str, Any]:
         """Every instance due once per interval, spread evenly, for `window_cycles` intervals."""
+        self._settle()
         count = len(self.instances)
-        start = time.time() + count * self.reschedule_seconds_per_instance * 1.5 + STARTUP_ALLOWANCE_SECONDS
+        start = time.time() + 1
         due = {instance.path: start + index * self.interval / count for index, instance in enumerate(self.instances)}
-        self._prepare(self.instances, lambda index: start + index * self.interval / count)
-        late_start = max(0.0, time.time() - start)
+        schedule(self.parts.redis, self.instances, lambda index: start + index * self.interval / count)
         time.sleep(max(0.0, start - time.time()))
         before = Counters(self.parts)
         end = start + window_cycles * self.interval
@@ -181,13 +176,12 @@ class HeartbeatBench:
         after = Counters(self.parts)
         self.renewals.update()
         heartbeater_rss = max(rss_bytes(pid(process)) for process in self.parts.heartbeaters)
-        self.parts.stop_heartbeaters()
+        self._settle()
         arrivals = {path: [arrival for arrival in self.renewals.by_path.get(path, ()) if start <= arrival < end]
                     for path in due}
         renewed = sum(len(times) for times in arrivals.values())
         missed, lateness = missed_renewals(arrivals, due, self.interval, tolerance, end)
-        return {"instances": count, "interval_s": self.interval, "window_s": end - start,
-                "heartbeaters_started_late_s": late_start, "renewals": renewed,
+        return {"instances": count, "interval_s": self.interval, "window_s": end - start, "renewals": renewed,
                 "renewals_per_s": renewed / (end - start), "needed_per_s": count / self.interval,
                 "missed": missed, "tolerance_s": tolerance, "lateness_s": lateness,
                 "eureka_busy_fraction": (after.eureka - before.eureka) / (after.at - before.at),

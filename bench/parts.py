@@ -124,20 +124,11 @@ class Parts:
     def start_system(self) -> None:
         """Registrar and heartbeater pools, then the watcher once their workers listen."""
         self.registrars = [self.start_component("registrar") for _ in range(self.registrar_count)]
-        self.start_heartbeaters()
-        self.watcher = self.start_component("watcher")
-        wait_until(lambda: "re-synced" in self.watcher.log(), 60, "the watcher's first re-sync")
-
-    def start_heartbeaters(self) -> None:
         self.heartbeaters = [self.start_component("heartbeater") for _ in range(self.heartbeater_count)]
         wait_until(lambda: len(self.workers()) == self.registrar_count + self.heartbeater_count, 60,
                    "registrar and heartbeater workers to listen")
-
-    def stop_heartbeaters(self) -> None:
-        for process in self.heartbeaters:
-            process.stop()
-        wait_until(lambda: len(self.workers()) == self.registrar_count, 30, "heartbeater workers to leave")
-        self.heartbeaters = []
+        self.watcher = self.start_component("watcher", "-hostname", self.watcher_host)
+        wait_until(lambda: "re-synced" in self.watcher.log(), 60, "the watcher's first re-sync")
 
     def workers(self) -> list[Worker]:
         return Worker.all(connection=self._rq_connection)
