@@ -10,7 +10,6 @@ runs out of memory.
 
 from __future__ import annotations
 
-import datetime
 import threading
 import time
 from collections import Counter, defaultdict
@@ -20,10 +19,9 @@ from typing import Any, Iterable
 
 import docker
 from docker.models.containers import Container
-from rq.job import Job
 
 from bench.parts import Parts, pid, rss_bytes
-from shared import keys
+from shared import keys, queues
 from tests.support import wait_until
 
 IMAGE = "local/busybox"
@@ -61,6 +59,41 @@ class DockerEvents:
 
     def close(self) -> None:
         self._stream.close()
+
+
+class QueueWatch:
+    """When reconcile jobs entered the registrar queue and when a worker took them, from Redis keyspace
+    notifications on the queue's list (RQ keeps no record of a finished job: its results are not kept).
+    Times are when this process heard of it, a fraction of a millisecond after it happened."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.pushed: list[float] = []
+        self.taken: list[float] = []
+        parts.redis.config_set("notify-keyspace-events", "Kl")
+        self._pubsub = parts.redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(f"__keyspace@0__:{parts.queue(queues.REGISTRAR_QUEUE).key}")
+        threading.Thread(target=self._follow, name="queue-watch", daemon=True).start()
+
+    def _follow(self) -> None:
+        try:
+            for message in self._pubsub.listen():
+                heard = time.time()
+                if message["data"] in ("rpush", "lpush"):
+                    self.pushed.append(heard)
+                elif message["data"] in ("lpop", "rpop"):
+                    self.taken.append(heard)
+        except Exception:  # noqa: BLE001 - closed at the end of the scenario
+            return
+
+    def job_between(self, event: float, arrival: float) -> tuple[float, float] | None:
+        """(pushed, taken) of the last job enqueued after `event` and taken by a worker before `arrival`;
+        None when the request came from a job enqueued earlier (which then read the newer state)."""
+        taken = max((time_ for time_ in self.taken if time_ <= arrival), default=None)
+        pushed = None if taken is None else max((time_ for time_ in self.pushed if time_ <= taken), default=None)
+        return None if pushed is None or taken is None or pushed < event else (pushed, taken)
+
+    def close(self) -> None:
+        self._pubsub.close()
 
 
 @dataclass
@@ -122,6 +155,7 @@ def single_runs(parts: Parts, events: DockerEvents, runs: int) -> dict[str, Any]
     """Start a container, wait for its registration, kill it, wait for its deletion, remove it: `runs` times,
     one container at a time, the system quiet before each step."""
     scenario = Scenario(parts, events)
+    queue_watch = QueueWatch(parts)
     register, deregister, run_apps = [], [], []
     commands: dict[str, Counter[str]] = {"start": Counter(), "kill": Counter(), "destroy": Counter()}
     seconds = {"start": 0.0, "kill": 0.0, "destroy": 0.0}
@@ -144,8 +178,9 @@ def single_runs(parts: Parts, events: DockerEvents, runs: int) -> dict[str, Any]
                 seconds[phase] += time.monotonic() - started
                 commands[phase].update(_difference(parts.command_counts(), before))
             run_apps.append((app.upper(), container.id))
-        breakdown = _job_breakdown(parts, scenario, events, run_apps)
+        breakdown = _job_breakdown(scenario, events, queue_watch, run_apps)
     finally:
+        queue_watch.close()
         scenario.close()
     idle_rate = parts.idle_command_rate
     per_phase = {phase: _net_per_run(commands[phase], idle_rate, seconds[phase], runs) for phase in commands}
@@ -164,42 +199,30 @@ def _net_per_run(counts: Counter[str], idle_rate: dict[str, float], seconds: flo
     return {name: round(value, 2) for name, value in sorted(net.items()) if value >= 0.05}
 
 
-def _job_breakdown(parts: Parts, scenario: Scenario, events: DockerEvents,
-                   run_apps: list[tuple[str, str]]) -> dict[str, dict[str, list[float]]]:
-    """Where each single run's milliseconds went, from RQ's own job timestamps: the watcher (event to
-    job enqueued), the queue (enqueued to a worker starting the job), the registrar (job start to the
-    request's arrival at Eureka). With how long Docker takes to hand an event to a client (the bench's
-    own event stream, this process): part of the watcher's share that no watcher can save."""
-    jobs: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-    prefix = Job.redis_job_namespace_prefix
-    for key in parts.redis.scan_iter(match=prefix + "*", count=1000):
-        if parts.redis.type(key) != "hash":
-            continue
-        description, enqueued, started, ended = parts.redis.hmget(key, "description", "enqueued_at", "started_at",
-                                                                  "ended_at")
-        # "reconcile <container name> on <host>"
-        if description and description.startswith("reconcile ") and enqueued and started and ended:
-            jobs[description.split(" ")[1]].append((_rq_time(enqueued), _rq_time(started), _rq_time(ended)))
-    result: dict[str, dict[str, list[float]]] = {
-        step: {"docker_event_delivery": list(events.delivery_ms[action]), "watcher": [], "queue": [], "worker": []}
+def _job_breakdown(scenario: Scenario, events: DockerEvents, queue_watch: QueueWatch,
+                   run_apps: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """Where each single run's milliseconds went: the watcher (event to reconcile job enqueued), the queue
+    (enqueued to a worker taking it), the registrar (taken to the request's arrival at Eureka). With how
+    long Docker takes to hand an event to a client (this process's own event stream): part of the
+    watcher's share that no watcher can save. A request made by a job enqueued before the event (the
+    `kill` event's job, which found the container dead when it ran) is only counted."""
+    result: dict[str, dict[str, Any]] = {
+        step: {"docker_event_delivery": list(events.delivery_ms[action]), "watcher": [], "queue": [], "worker": [],
+               "by_an_earlier_job": 0}
         for step, action in (("register", "start"), ("deregister", "die"))}
     for app, container_id in run_apps:
         for step, action, arrival in (("register", "start", scenario.arrivals.posts[app]),
                                       ("deregister", "die", scenario.arrivals.deletes[app])):
             event = events.first(container_id, action)
-            arrival_s = arrival / 1e9
-            job = next((job for job in jobs[app.lower()] if job[1] <= arrival_s <= job[2]), None)
-            if job is None or event is None:
+            job = None if event is None else queue_watch.job_between(event / 1e9, arrival / 1e9)
+            if job is None:
+                result[step]["by_an_earlier_job"] += 1
                 continue
-            result[step]["watcher"].append((job[0] - event / 1e9) * 1000)
-            result[step]["queue"].append((job[1] - job[0]) * 1000)
-            result[step]["worker"].append((arrival_s - job[1]) * 1000)
+            pushed, taken = job
+            result[step]["watcher"].append((pushed - event / 1e9) * 1000)
+            result[step]["queue"].append((taken - pushed) * 1000)
+            result[step]["worker"].append((arrival / 1e9 - taken) * 1000)
     return result
-
-
-def _rq_time(text: str) -> float:
-    """RQ's timestamps: UTC, microseconds."""
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC).timestamp()
 
 
 def storm(parts: Parts, events: DockerEvents, count: int) -> dict[str, Any]:

@@ -54,7 +54,8 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
         "eureka": raw["eureka"],
         "register_ms": summary(single["register_ms"]),
         "deregister_ms": summary(single["deregister_ms"]),
-        "breakdown_ms": {step: {part: summary(values) for part, values in parts.items()}
+        "breakdown_ms": {step: {part: summary(values) if isinstance(values, list) else values
+                                for part, values in parts.items()}
                          for step, parts in single["breakdown_ms"].items()},
         "storm": {**{name: value for name, value in storm.items() if not name.endswith("_ms")},
                   "register_ms": summary(storm["register_ms"]), "deregister_ms": summary(storm["deregister_ms"])},
