@@ -167,12 +167,12 @@ def charts(results: dict[str, Any], folder: Path) -> None:
     cycles = results["heartbeats"]["cycles"]
     sizes = [cycle["instances"] for cycle in cycles]
     figure_, axis = plt.subplots(figsize=(6.5, 4.2))
-    axis.plot(sizes, [cycle["cycle_s"] for cycle in cycles], "o-", label="measured: all due at once, 2 workers")
+    axis.plot(sizes, [cycle["cycle_s"] for cycle in cycles], "o-", label="measured: N due at once, 2 workers")
     slope = results["heartbeats"]["cycle_s_per_1000"] / 1000
     axis.plot([0, max(sizes)], [0, slope * max(sizes)], ":", label=f"linear fit: {slope * 1000:.2f} s per 1,000")
     axis.plot([0, max(sizes)], [0, max(sizes) / 1000], "--", color="grey", label="target: 1,000 renewals/s")
-    axis.set_xlabel("instances")
-    axis.set_ylabel("seconds to renew each once")
+    axis.set_xlabel("instances N")
+    axis.set_ylabel("seconds for N renewals")
     axis.set_title("heartbeat cycle time against instance count")
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=8)
