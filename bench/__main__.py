@@ -9,6 +9,7 @@ everything it started is stopped and its containers removed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import signal
 import subprocess
@@ -63,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     plan = SMOKE if args.smoke else FULL
     if args.runs:
-        plan = Plan(**{**plan.__dict__, "runs": args.runs})
+        plan = dataclasses.replace(plan, runs=args.runs)
     signal.signal(signal.SIGTERM, _interrupted)
     args.out.mkdir(parents=True, exist_ok=True)
     profile_dir = args.out / "profiles" if args.profile else None
