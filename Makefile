@@ -1,6 +1,7 @@
-# The two commands: `make run` (the whole system, locally) and `make test` (the test suite).
-# Both install what they need first: Debian packages (only those missing) and a virtualenv in .venv.
-# `make compose` runs the system as containers on the local Docker engine instead.
+# The commands: `make run` (the whole system, locally), `make test` (the test suite) and `make bench` (the
+# benchmarks; `make bench BENCH_ARGS=--smoke` for a short run). All install what they need first: Debian
+# packages (only those missing) and a virtualenv in .venv. `make compose` runs the system as containers on
+# the local Docker engine instead.
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,19 +10,22 @@ PY := $(VENV)/bin/python
 CONSTRAINTS := $(CURDIR)/constraints.txt
 PIP_INSTALL := PIP_CONSTRAINT=$(CONSTRAINTS) $(PY) -m pip install -q
 # The optional dependencies .venv has, and so what constraints.txt covers.
-EXTRAS := test,dashboard
+EXTRAS := test,dashboard,bench
 # Debian's python3 (with venv) resolves constraints.txt, and scripts/images.py makes the images' wheels with
 # it: it is the Python of the images' Debian base, so environment markers come out as they will there.
 DEBIAN_PYTHON := /usr/bin/python3
 APT_PACKAGES := redis-server docker.io busybox-static iproute2 openssl debootstrap docker-compose chromium python3-venv
 
-.PHONY: run test deps apt venv lock images compose compose-down clean
+.PHONY: run test bench deps apt venv lock images compose compose-down clean
 
 run: deps
 	$(PY) scripts/run_local.py
 
 test: deps
 	$(PY) -m pytest
+
+bench: deps
+	$(PY) -m bench $(BENCH_ARGS)
 
 deps: apt venv
 

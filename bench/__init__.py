@@ -1,0 +1,1 @@
+"""`make bench`: latency, throughput and memory of the system, measured on real parts (see __main__)."""
