@@ -13,30 +13,22 @@ the host's sources as Redis holds them now: a registration in flight is either s
 happens after the deletion.
 
 The candidates come from `GET /apps`, which Netflix Eureka serves from a cache refreshed every 30 s:
-a listing may lack what was registered in the last 30 s, dangling or not. So the listing is read
-twice: now, and once more in the background after LISTING_STALENESS_SECONDS, when it shows every
-instance registered before the first read. The second pass does not hold the worker; if the process
-stops before it, the instances it would have deleted still leave Eureka by lease expiry (nothing
-heartbeats them: Redis does not know them).
+a listing may lack what was registered in the last 30 s, dangling or not. So the watcher asks for a
+second pass `defaults.EUREKA_LISTING_STALENESS_SECONDS` after the first, when the listing shows every
+instance registered before the first one. Should that never come (the watcher stopped), those instances
+still leave Eureka by lease expiry: nothing heartbeats them, as Redis does not know them.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
-import redis
-
 from shared import defaults, keys
-from shared.eureka import EurekaClient, EurekaError, EurekaRejected
+from shared.eureka import EurekaClient, EurekaRejected
 from shared.store import Store
 
 log = logging.getLogger(__name__)
-
-# Netflix Eureka refreshes the cache GET /apps answers from every 30 s (responseCacheUpdateIntervalMs),
-# plus slack for its timer and for replication between peers.
-LISTING_STALENESS_SECONDS = 35.0
 
 
 def container_id_if_from(instance: dict[str, Any], host: str) -> str | None:
@@ -48,31 +40,8 @@ def container_id_if_from(instance: dict[str, Any], host: str) -> str | None:
     return metadata.get("container-id") or None
 
 
-def remove_dangling(host: str, store: Store, eureka: EurekaClient, *,
-                    recheck_after: float | None = LISTING_STALENESS_SECONDS) -> list[str]:
-    """Delete `host`'s instances whose container Redis does not know; returns their instance keys.
-    Unless `recheck_after` is None, the same is done again that many seconds later, in the background,
-    for the instances the first listing was too old to show."""
-    removed = _remove_listed(host, store, eureka)
-    if recheck_after is not None:
-        recheck = threading.Timer(recheck_after, _recheck, (host, store, eureka))
-        recheck.daemon = True
-        recheck.start()
-    return removed
-
-
-def _recheck(host: str, store: Store, eureka: EurekaClient) -> None:
-    try:
-        removed = _remove_listed(host, store, eureka)
-    except (EurekaError, redis.RedisError) as err:
-        log.error("cleanup of host %s, second pass: %s; what it missed leaves by lease expiry", host, err)
-        return
-    if removed:
-        log.info("cleanup of host %s, second pass: deleted %s, registered too late for the first listing",
-                 host, ", ".join(removed))
-
-
-def _remove_listed(host: str, store: Store, eureka: EurekaClient) -> list[str]:
+def remove_dangling(host: str, store: Store, eureka: EurekaClient) -> list[str]:
+    """Delete `host`'s instances whose container Redis does not know; returns their instance keys."""
     removed = []
     for application in eureka.applications():
         for listed in application["instance"]:

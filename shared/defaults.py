@@ -28,6 +28,10 @@ DEFAULT_LEASE_DURATION_SECONDS = 90
 # instances renewing every second would be 30,000 requests/s at Eureka.
 MIN_RENEWAL_INTERVAL_SECONDS = 5
 MAX_LEASE_SECONDS = 86400
+# Netflix Eureka serves GET /apps from a cache refreshed every 30 s (responseCacheUpdateIntervalMs); this
+# adds slack for its timer and for replication between peers: a listing this old shows every instance
+# registered before it was asked for.
+EUREKA_LISTING_STALENESS_SECONDS = 35.0
 # Netflix Eureka evicts a lease that stopped renewing about 2 x durationInSecs after the last renewal,
 # at its next eviction run (every 60 s by default).
 EUREKA_EVICTION_INTERVAL_SECONDS = 60

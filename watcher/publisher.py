@@ -130,11 +130,13 @@ class Publisher:
             self._publish(container_id, None, DEFAULT_STOP_SIGNAL, force=force)
         self._stopping &= set(present)
         log.info("re-synced %d containers", len(present))
-        if self.settings.cleanup:
-            job_id = queues.new_job_id()
-            if self.store.claim_job(keys.cleanup_job_name(self.host), job_id):
-                queues.enqueue_cleanup(self.queue, self.host, job_id)
         return failed
+
+    def request_cleanup(self) -> None:
+        """Ask the registrars to delete what this host left in Eureka for containers Redis does not know."""
+        job_id = queues.new_job_id()
+        if self.store.claim_job(keys.cleanup_job_name(self.host), job_id):
+            queues.enqueue_cleanup(self.queue, self.host, job_id)
 
     def refresh(self, container_id: str, *, force: bool = False, event_time: float | None = None) -> None:
         """Inspect the container now and publish its state. Raises InspectFailed."""

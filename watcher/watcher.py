@@ -7,7 +7,8 @@ Threads:
   `publisher.py`. A failed inspect is retried with backoff; a failed re-sync too.
 - liveness (`liveness.py`): every -ttl-refresh seconds renews the liveness entries, and from the same
   container listing notices a stalled event stream (`stall.py`) and Redis losing data.
-- resync (with -resync): periodically queues a full re-sync.
+- resync (with -resync): periodically queues a full re-sync. With -cleanup, every re-sync asks the
+  registrars for a cleanup, and for a second one once Eureka's cached listings show what the first missed.
 - ip-lookup (with -ip-lookup-source, `hostip.py`): a new IP is handed to the main thread, which
   re-syncs the host so every service moves to it.
 """
@@ -42,13 +43,18 @@ class NewHostIp:
 
 
 @dataclass(frozen=True)
+class Cleanup:
+    """Ask the registrars for a -cleanup pass: the second of a re-sync's two (see registrar/cleanup.py)."""
+
+
+@dataclass(frozen=True)
 class Inspect:
     """Inspect a container again after a failed attempt (the `attempt`-th retry)."""
     container_id: str
     attempt: int
 
 
-WorkItem = Union[Event, Resync, NewHostIp, Inspect]
+WorkItem = Union[Event, Resync, NewHostIp, Inspect, Cleanup]
 
 
 class WorkQueue:
@@ -129,13 +135,21 @@ class Watcher:
         elif isinstance(item, Inspect):
             self.publisher.refresh(item.container_id)
         elif isinstance(item, Resync):
-            for container_id in self.publisher.resync(force=item.force):
-                self.work.put(Inspect(container_id, 0), retry_delay(0))
+            self._resync(item.force)
+        elif isinstance(item, Cleanup):
+            self.publisher.request_cleanup()
         else:
             log.info("this host's IP is now %s (was %s): re-syncing every container",
                      item.ip, self.publisher.rules.forced_ip or "the hostname's")
             self.publisher.rules = replace(self.publisher.rules, forced_ip=item.ip)
-            self.publisher.resync(force=False)
+            self._resync(force=False)
+
+    def _resync(self, force: bool) -> None:
+        for container_id in self.publisher.resync(force=force):
+            self.work.put(Inspect(container_id, 0), retry_delay(0))
+        if self.settings.cleanup:
+            self.publisher.request_cleanup()
+            self.work.put(Cleanup(), defaults.EUREKA_LISTING_STALENESS_SECONDS)
 
     def renew_liveness(self) -> None:
         """Renew; re-sync when Redis lost data; reconnect and re-sync when the event stream stalled."""
