@@ -114,25 +114,138 @@ def python_module(module: str, *args: str) -> list[str]:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path) -> None:
+    """A redis-server on a free loopback port; with `password`, clients must authenticate (requirepass)."""
+
+    def __init__(self, workdir: Path, *, password: str | None = None, name: str = "redis",
+                 args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.workdir = workdir
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = Process("redis", [require_program("redis-server"), "--port", str(self.port), "--bind",
-                                         "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-                               workdir)
+        self.password = password
+        credentials = f":{password}@" if password else ""
+        self.url = f"redis://{credentials}127.0.0.1:{self.port}/0"
+        auth = ("--requirepass", password, "--masterauth", password) if password else ()
+        self.process = Process(name, [require_program("redis-server"), "--port", str(self.port), "--bind",
+                                      "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir),
+                                      "--dbfilename", f"{name}.rdb", *auth, *args], workdir)
 
-    def start(self) -> RedisServer:
+    def client(self, **options: Any) -> Any:
         import redis
 
+        return redis.Redis(port=self.port, password=self.password, **options)
+
+    def start(self) -> RedisServer:
         self.process.start()
-        client = redis.Redis(port=self.port)
-        wait_until(client.ping, 10, "redis-server to answer")
+        client = self.client()
+        wait_until(client.ping, 10, f"{self.process.name} to answer")
         client.close()
         return self
 
     def stop(self) -> None:
         self.process.stop()
+
+
+class SentinelGroup:
+    """A Redis primary, one replica and three redis-sentinel processes on loopback ports: a real Sentinel
+    deployment that fails over within a few seconds of losing its primary (`DOWN_AFTER_MS`)."""
+
+    SERVICE = "regtest"
+    DOWN_AFTER_MS = 1000
+    FAILOVER_TIMEOUT_MS = 5000
+
+    def __init__(self, workdir: Path, *, password: str | None = None, sentinel_password: str | None = None) -> None:
+        self.workdir = workdir
+        self.password = password
+        self.sentinel_password = sentinel_password
+        self.servers = [RedisServer(workdir, password=password, name="redis-primary")]
+        self.servers.append(RedisServer(workdir, password=password, name="redis-replica",
+                                        args=("--replicaof", "127.0.0.1", str(self.servers[0].port))))
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels = [Process(f"sentinel-{index}", [require_program("redis-sentinel"),
+                                                        str(self._sentinel_config(index, port))], workdir)
+                          for index, port in enumerate(self.sentinel_ports, 1)]
+        credentials = f":{password}@" if password else ""
+        members = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        self.url = f"redis+sentinel://{credentials}{members}/{self.SERVICE}/0"
+
+    def _sentinel_config(self, index: int, port: int) -> Path:
+        lines = [f"port {port}", "bind 127.0.0.1", f"dir {self.workdir}",
+                 f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.servers[0].port} 2",
+                 f"sentinel down-after-milliseconds {self.SERVICE} {self.DOWN_AFTER_MS}",
+                 f"sentinel failover-timeout {self.SERVICE} {self.FAILOVER_TIMEOUT_MS}",
+                 f"sentinel parallel-syncs {self.SERVICE} 1"]
+        if self.password:
+            lines.append(f"sentinel auth-pass {self.SERVICE} {self.password}")
+        if self.sentinel_password:
+            lines += [f"requirepass {self.sentinel_password}", f"sentinel sentinel-pass {self.sentinel_password}"]
+        # Sentinel rewrites its configuration file, so each one gets a writable copy of its own.
+        path = self.workdir / f"sentinel-{index}.conf"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def sentinel_client(self, index: int = 0) -> Any:
+        import redis
+
+        return redis.Redis(port=self.sentinel_ports[index], password=self.sentinel_password, decode_responses=True,
+                           socket_timeout=2)
+
+    def start(self) -> SentinelGroup:
+        try:
+            for server in self.servers:
+                server.start()
+            wait_until(lambda: self.servers[1].client().info("replication")["master_link_status"] == "up", 20,
+                       "the replica to follow the primary")
+            for sentinel in self.sentinels:
+                sentinel.start()
+            wait_until(self._all_sentinels_see_everyone, 30, "every sentinel to see the replica and the others")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _all_sentinels_see_everyone(self) -> bool:
+        for index in range(len(self.sentinels)):
+            with self.sentinel_client(index) as client:
+                master = client.sentinel_master(self.SERVICE)
+            if master["num-slaves"] < 1 or master["num-other-sentinels"] < len(self.sentinels) - 1:
+                return False
+        return True
+
+    def primary_port(self) -> int:
+        """The primary's port as the sentinels report it now."""
+        with self.sentinel_client() as client:
+            return int(client.sentinel_get_master_addr_by_name(self.SERVICE)[1])
+
+    def server(self, port: int) -> RedisServer:
+        return next(server for server in self.servers if server.port == port)
+
+    def kill_primary(self) -> RedisServer:
+        """SIGKILL the current primary (no chance to say goodbye) and return it."""
+        primary = self.server(self.primary_port())
+        primary.process.kill9()
+        return primary
+
+    def wait_for_new_primary(self, old: RedisServer, timeout: float) -> RedisServer:
+        """Wait until every sentinel names another primary and that one accepts writes; return it."""
+        def promoted() -> RedisServer | None:
+            ports = set()
+            for index in range(len(self.sentinels)):
+                with self.sentinel_client(index) as client:
+                    ports.add(int(client.sentinel_get_master_addr_by_name(self.SERVICE)[1]))
+            if len(ports) != 1 or old.port in ports:
+                return None
+            server = self.server(ports.pop())
+            with server.client() as client:
+                return server if client.info("replication")["role"] == "master" else None
+
+        return wait_until(promoted, timeout, "the sentinels to promote the replica")
+
+    def logs(self) -> str:
+        processes = [server.process for server in self.servers] + self.sentinels
+        return "\n".join(f"===== {p.name} =====\n{p.log()[-4000:]}" for p in processes)
+
+    def stop(self) -> None:
+        for process in self.sentinels + [server.process for server in self.servers]:
+            process.stop()
 
 
 class DockerEngine:
