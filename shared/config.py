@@ -12,11 +12,12 @@ import ipaddress
 import os
 import re
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, NoReturn, Sequence
 from urllib.parse import urlsplit
 
 from shared import defaults
+from shared.connection import SENTINEL_SCHEME, parse_sentinel_url
 
 TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off"})
@@ -85,8 +86,11 @@ def _http_urls(raw: str) -> tuple[str, ...]:
 
 
 def _redis_url(raw: str) -> str:
-    if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    scheme = urlsplit(raw).scheme
+    if scheme == SENTINEL_SCHEME:
+        parse_sentinel_url(raw)
+    elif scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"expected a redis://, rediss://, unix:// or {SENTINEL_SCHEME}:// URL")
     return raw
 
 
@@ -136,6 +140,7 @@ class Option:
     help: str
     switch: bool = False
     aliases: tuple[str, ...] = ()
+    secret: bool = False
 
     @property
     def field(self) -> str:
@@ -143,7 +148,12 @@ class Option:
         return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", self.flag).replace("-", "_").lower()
 
 
-REDIS_URL = Option("redis-url", "REDIS_URL", _redis_url, "redis://127.0.0.1:6379/0", "Redis URL")
+REDIS_URL = Option("redis-url", "REDIS_URL", _redis_url, "redis://127.0.0.1:6379/0",
+                   f"Redis URL: redis://, rediss://, unix://, or {SENTINEL_SCHEME}://host:port,.../service[/db]")
+REDIS_SENTINEL_PASSWORD = Option(
+    "redis-sentinel-password", "REDIS_SENTINEL_PASSWORD", _text, None,
+    "password of the Redis sentinels themselves (the URL's password is the Redis servers')", secret=True,
+)
 LOG_LEVEL = Option("log-level", "LOG_LEVEL", _log_level, "INFO", "log level")
 RETRY_ATTEMPTS = Option(
     "retry-attempts", "REGISTRATOR_RETRY_ATTEMPTS", _int_at_least(-1), 30,
@@ -166,7 +176,7 @@ EUREKA_CA_BUNDLE = Option(
     "PEM file of the certificate authorities to trust for https Eureka URLs (default: the system's)",
 )
 
-COMMON = (REDIS_URL, LOG_LEVEL, RETRY_ATTEMPTS, RETRY_INTERVAL)
+COMMON = (REDIS_URL, REDIS_SENTINEL_PASSWORD, LOG_LEVEL, RETRY_ATTEMPTS, RETRY_INTERVAL)
 
 WATCHER_OPTIONS = COMMON + (
     Option("docker-host", "DOCKER_HOST", _text, "unix:///var/run/docker.sock", "Docker Engine API address"),
@@ -230,7 +240,8 @@ HEARTBEATER_OPTIONS = COMMON + EUREKA_OPTIONS + (
 
 @dataclass(frozen=True)
 class CommonConfig:
-    redis_url: str
+    redis_url: str = field(repr=False)
+    redis_sentinel_password: str | None = field(repr=False)
     log_level: str
     retry_attempts: int
     retry_interval: int
@@ -283,11 +294,12 @@ class HeartbeaterConfig(EurekaConfig):
 
 class _OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {without_passwords(message)}\n")
 
 
-# The password in `user:password@host`, with or without a scheme before it, in lists of URLs too.
-URL_PASSWORD = re.compile(r"([^/@:,\s]*):[^@/,\s]*@")
+# The password in `user:password@host`, with or without a scheme before it, in lists of URLs too (a
+# password may hold commas: a redis+sentinel:// URL lists its hosts after it).
+URL_PASSWORD = re.compile(r"([^/@:,\s]*):[^@/\s]*@")
 
 
 def without_passwords(text: str) -> str:
@@ -321,12 +333,13 @@ def _resolve(prog: str, options: Sequence[Option], argv: Sequence[str] | None,
         if raw is None:
             values[option.field] = option.default
             continue
+        shown = "" if option.secret else f"{without_passwords(raw)!r} "
         if not _is_utf8(raw):
-            _fail(prog, f"invalid value {without_passwords(raw)!r} for {origin}: not valid UTF-8")
+            _fail(prog, f"invalid value {shown}for {origin}: not valid UTF-8")
         try:
             values[option.field] = option.parse(raw)
         except ValueError as err:
-            _fail(prog, f"invalid value {without_passwords(raw)!r} for {origin}: {err}")
+            _fail(prog, f"invalid value {shown}for {origin}: {err}")
     return values
 
 

@@ -262,12 +262,6 @@ class Untracked:
     claimants: tuple[str, ...]
 
 
-def connect(url: str, *, decode: bool = True) -> redis.Redis:
-    """A client for `url` (RQ needs `decode=False`)."""
-    return redis.Redis.from_url(url, decode_responses=decode, socket_timeout=10, socket_connect_timeout=5,
-                                health_check_interval=30)
-
-
 class Store:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client

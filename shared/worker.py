@@ -1,13 +1,21 @@
 """Running one member of a worker pool (registrar, heartbeater): an RQ SimpleWorker, which runs jobs in
-its own process (no fork per job), plus one periodic task in a background thread."""
+its own process (no fork per job), plus one periodic task in a background thread.
+
+RQ's work loop rides out Redis errors only while it waits for a job; one anywhere else (finishing a job
+during a failover longer than a Redis command waits, say) ends it. The process then starts a new worker
+after a pause, so only SIGTERM or SIGINT ends the pool member.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 from dataclasses import dataclass
+from itertools import count
+from types import FrameType
 from typing import Callable, Generic, Sequence, TypeVar
 
 import redis
@@ -15,14 +23,17 @@ from rq import Queue, SimpleWorker
 
 from shared import logs
 from shared.config import EurekaConfig
+from shared.connection import connect
 from shared.eureka import EurekaClient
 from shared.periodic import every
 from shared.startup import wait_for
-from shared.store import Store, connect
+from shared.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 S = TypeVar("S", bound=EurekaConfig)
+
+WORKER_RESTART_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,7 @@ class Connections(Generic[S]):
 
     @classmethod
     def open(cls, settings: S) -> Connections[S]:
-        return cls(settings, Store(connect(settings.redis_url)), connect(settings.redis_url, decode=False),
+        return cls(settings, Store(connect(settings)), connect(settings, decode=False),
                    EurekaClient.from_settings(settings))
 
 
@@ -76,9 +87,35 @@ def serve(component: str, settings: S, context: JobContext[S, T], queue_name: st
     stop = threading.Event()
     every(interval, lambda: periodic(service, queue), f"{component}-periodic", stop)
     log.info("%s started: Eureka %s", component, ", ".join(server.url for server in connections.eureka.servers))
-    worker = SimpleWorker([queue], connection=connections.rq,
-                          name=f"{component}.{socket.gethostname()}.{os.getpid()}")
     try:
-        worker.work(logging_level=None)
+        _work_until_stopped(component, queue, stop)
     finally:
         stop.set()
+
+
+class _PoolWorker(SimpleWorker):
+    """A SimpleWorker that remembers being asked to stop, which tells its end apart from RQ giving up."""
+
+    stop_requested = False
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested = True
+        super().request_stop(signum, frame)
+
+
+def _work_until_stopped(component: str, queue: Queue, stop: threading.Event) -> None:
+    for run in count(1):
+        name = f"{component}.{socket.gethostname()}.{os.getpid()}" + (f".{run}" if run > 1 else "")
+        worker = _PoolWorker([queue], connection=queue.connection, name=name)
+        try:
+            worker.work(logging_level=None)
+        except redis.RedisError as err:  # starting, or recording its end, needs Redis too
+            log.error("RQ worker %s failed: %s", name, err)
+        if worker.stop_requested:
+            return
+        log.error("RQ worker %s ended on a Redis error; starting another in %.0fs", name,
+                  WORKER_RESTART_SECONDS)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        if stop.wait(WORKER_RESTART_SECONDS):
+            return

@@ -13,6 +13,7 @@ from docker.models.containers import Container
 import redis
 from rq import Worker
 
+from shared.connection import connect
 from tests.aws import CREDENTIALS as AWS_CREDENTIALS, REGION as AWS_REGION, AwsStandIn, AwsWorld, MotoServer
 from tests.support import DevEureka, DockerEngine, Process, RedisServer, python_module, wait_until
 
@@ -127,7 +128,9 @@ def start_system(components: Components, env: dict[str, str], redis_url: str, *w
     """A registrar, a heartbeater and a watcher (with `watcher_args`), all with `env`; returns the watcher."""
     components.start("registrar", env=env)
     components.start("heartbeater", env=env)
-    rq_connection = redis.Redis.from_url(redis_url)
+    sentinel_password = {**components.env, **env}.get("REDIS_SENTINEL_PASSWORD")
+    rq_connection = connect(SimpleNamespace(redis_url=redis_url, redis_sentinel_password=sentinel_password),
+                            decode=False)
     wait_until(lambda: len(Worker.all(connection=rq_connection)) == 2, 20, "registrar and heartbeater workers")
     return start_watcher(components, env, *watcher_args)
 

@@ -10,8 +10,9 @@ from typing import Sequence
 import docker
 
 from shared import config, defaults, logs, queues
+from shared.connection import connect
 from shared.startup import wait_for
-from shared.store import Store, connect
+from shared.store import Store
 from watcher import hostip, identity
 from watcher.ec2 import Ec2MetadataClient
 from watcher.liveness import Liveness
@@ -26,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = config.load_watcher(argv)
     logs.setup("watcher", settings.log_level)
     looked_up_ip = _looked_up_ip(settings)
-    client = connect(settings.redis_url)
+    client = connect(settings)
     wait_for("Redis", client.ping, settings)
     docker_client = wait_for("Docker", lambda: _docker(settings.docker_host), settings)
     store = Store(client)
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                   use_ip_from_label=settings.use_ip_from_label or None, tags=settings.tags,
                   require_label=settings.require_label, name_from_image=settings.name_from_image)
     publisher = Publisher(settings, host, docker_client, store,
-                          queues.registrar_queue(connect(settings.redis_url, decode=False)), liveness, rules,
+                          queues.registrar_queue(connect(settings, decode=False)), liveness, rules,
                           Ec2MetadataClient(settings.ec2_metadata_url))
     watcher = Watcher(settings, docker_client, publisher, liveness)
     for signum in (signal.SIGTERM, signal.SIGINT):
