@@ -14,7 +14,7 @@ EXTRAS := test,dashboard,bench
 # Debian's python3 (with venv) resolves constraints.txt, and scripts/images.py makes the images' wheels with
 # it: it is the Python of the images' Debian base, so environment markers come out as they will there.
 DEBIAN_PYTHON := /usr/bin/python3
-APT_PACKAGES := redis-server docker.io busybox-static iproute2 openssl debootstrap docker-compose chromium python3-venv
+APT_PACKAGES := redis-server redis-sentinel docker.io busybox-static iproute2 openssl debootstrap docker-compose chromium python3-venv
 
 .PHONY: run test bench deps apt venv lock images compose compose-down clean
 

@@ -85,16 +85,27 @@ def connect(settings: RedisSettings, *, decode: bool = True) -> redis.Redis:
     if urlsplit(settings.redis_url).scheme != SENTINEL_SCHEME:
         return redis.Redis.from_url(settings.redis_url, **options)
     url = parse_sentinel_url(settings.redis_url)
-    sentinel = Sentinel(url.sentinels, sentinel_kwargs={
+    sentinel_options = {
         "password": settings.redis_sentinel_password, "socket_timeout": SENTINEL_TIMEOUT_SECONDS,
         "socket_connect_timeout": SENTINEL_TIMEOUT_SECONDS, "retry": Retry(NoBackoff(), 0),
-    })
+    }
+    sentinel = Sentinel([], sentinel_kwargs=sentinel_options)
+    sentinel.sentinels = [_SentinelClient(host, port, **sentinel_options) for host, port in url.sentinels]
     return sentinel.master_for(url.service, db=url.db, username=url.username, password=url.password, **options)
 
 
+class _SentinelClient(redis.Redis):
+    """A client of one sentinel, named by its address in errors (redis-py's own repr runs to kilobytes,
+    once per sentinel, in every "No master found" error)."""
+
+    def __repr__(self) -> str:
+        options = self.connection_pool.connection_kwargs
+        return f"sentinel {options['host']}:{options['port']}"
+
+
 class _RetryWithin(Retry):
-    """redis-py's Retry bounded by time rather than by a number of attempts: connecting is itself retried
-    inside a command's retry, so counts would multiply; deadlines do not."""
+    """redis-py's Retry bounded by time rather than by a number of attempts (connecting is itself retried
+    inside a command's retry, so counts would multiply; deadlines do not). A refused password is final."""
 
     def __init__(self, seconds: float) -> None:
         super().__init__(EqualJitterBackoff(cap=1.0, base=0.1), retries=-1)
@@ -106,6 +117,7 @@ class _RetryWithin(Retry):
         deadline = time.monotonic() + self.seconds
 
         def retryable(error: Exception) -> bool:
-            return time.monotonic() < deadline and (is_retryable is None or is_retryable(error))
+            return (time.monotonic() < deadline and not isinstance(error, redis.AuthenticationError)
+                    and (is_retryable is None or is_retryable(error)))
 
         return super().call_with_retry(do, fail, retryable, with_failure_count)

@@ -15,7 +15,8 @@ from rq import Worker
 
 from shared.connection import connect
 from tests.aws import CREDENTIALS as AWS_CREDENTIALS, REGION as AWS_REGION, AwsStandIn, AwsWorld, MotoServer
-from tests.support import DevEureka, DockerEngine, Process, RedisServer, python_module, wait_until
+from tests.support import (DevEureka, DockerEngine, Process, RedisServer, SentinelGroup, python_module,
+                           wait_until)
 
 HOST = socket.gethostname()
 HOST_IP = socket.gethostbyname(HOST)
@@ -54,6 +55,20 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.fixture
+def sentinel_group(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SentinelGroup]:
+    """A fresh Sentinel deployment per test (tests kill its primary), with passwords on the Redis servers
+    and on the sentinels."""
+    workdir = tmp_path / "sentinel"
+    workdir.mkdir()
+    group = SentinelGroup(workdir, password="redis-pass-7f3a", sentinel_password="sentinel-pass-91c2").start()
+    yield group
+    group.stop()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        print(group.logs())
 
 
 @pytest.fixture(scope="session")

@@ -156,9 +156,11 @@ class SentinelGroup:
         self.workdir = workdir
         self.password = password
         self.sentinel_password = sentinel_password
-        self.servers = [RedisServer(workdir, password=password, name="redis-primary")]
+        # No diskless-sync delay: a replica's first full sync would wait 5 s for other replicas.
+        no_delay = ("--repl-diskless-sync-delay", "0")
+        self.servers = [RedisServer(workdir, password=password, name="redis-primary", args=no_delay)]
         self.servers.append(RedisServer(workdir, password=password, name="redis-replica",
-                                        args=("--replicaof", "127.0.0.1", str(self.servers[0].port))))
+                                        args=(*no_delay, "--replicaof", "127.0.0.1", str(self.servers[0].port))))
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.sentinels = [Process(f"sentinel-{index}", [require_program("redis-sentinel"),
                                                         str(self._sentinel_config(index, port))], workdir)
