@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 import redis
 from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 T = TypeVar("T")
 
@@ -91,7 +91,21 @@ def connect(settings: RedisSettings, *, decode: bool = True) -> redis.Redis:
     }
     sentinel = Sentinel([], sentinel_kwargs=sentinel_options)
     sentinel.sentinels = [_SentinelClient(host, port, **sentinel_options) for host, port in url.sentinels]
-    return sentinel.master_for(url.service, db=url.db, username=url.username, password=url.password, **options)
+    return sentinel.master_for(url.service, db=url.db, username=url.username, password=url.password,
+                               connection_class=_PrimaryConnection, **options)
+
+
+class _PrimaryConnection(SentinelManagedConnection):
+    """A connection that asks the sentinels for the primary whenever it reconnects. redis-py's own
+    reconnects a connection dropped during a command (a blocking BLMOVE of an RQ worker, say) to the
+    address it had, the dead primary, until the command's retries run out (redis-py issue 3874)."""
+
+    def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
+        if retry_socket_connect and not self._sock:
+            # connect() asks the sentinels, then comes back here with retry_socket_connect=False.
+            self.connect()
+        else:
+            super().connect_check_health(check_health=check_health, retry_socket_connect=retry_socket_connect)
 
 
 class _SentinelClient(redis.Redis):

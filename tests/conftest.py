@@ -60,10 +60,11 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture
 def sentinel_group(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SentinelGroup]:
     """A fresh Sentinel deployment per test (tests kill its primary), with passwords on the Redis servers
-    and on the sentinels."""
+    and on the sentinels; an indirect parameter sets its down-after-milliseconds."""
     workdir = tmp_path / "sentinel"
     workdir.mkdir()
-    group = SentinelGroup(workdir, password="redis-pass-7f3a", sentinel_password="sentinel-pass-91c2").start()
+    group = SentinelGroup(workdir, password="redis-pass-7f3a", sentinel_password="sentinel-pass-91c2",
+                          down_after_ms=getattr(request, "param", SentinelGroup.DOWN_AFTER_MS)).start()
     yield group
     group.stop()
     report = getattr(request.node, "report_call", None)

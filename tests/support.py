@@ -152,8 +152,10 @@ class SentinelGroup:
     DOWN_AFTER_MS = 1000
     FAILOVER_TIMEOUT_MS = 5000
 
-    def __init__(self, workdir: Path, *, password: str | None = None, sentinel_password: str | None = None) -> None:
+    def __init__(self, workdir: Path, *, password: str | None = None, sentinel_password: str | None = None,
+                 down_after_ms: int = DOWN_AFTER_MS) -> None:
         self.workdir = workdir
+        self.down_after_ms = down_after_ms
         self.password = password
         self.sentinel_password = sentinel_password
         # No diskless-sync delay: a replica's first full sync would wait 5 s for other replicas.
@@ -172,7 +174,7 @@ class SentinelGroup:
     def _sentinel_config(self, index: int, port: int) -> Path:
         lines = [f"port {port}", "bind 127.0.0.1", f"dir {self.workdir}",
                  f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.servers[0].port} 2",
-                 f"sentinel down-after-milliseconds {self.SERVICE} {self.DOWN_AFTER_MS}",
+                 f"sentinel down-after-milliseconds {self.SERVICE} {self.down_after_ms}",
                  f"sentinel failover-timeout {self.SERVICE} {self.FAILOVER_TIMEOUT_MS}",
                  f"sentinel parallel-syncs {self.SERVICE} 1"]
         if self.password:

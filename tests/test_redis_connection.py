@@ -3,6 +3,7 @@ follows a real Sentinel failover."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +13,7 @@ import redis
 
 from shared import config
 from shared.connection import REDIS_WAIT_SECONDS, SentinelUrl, connect, parse_sentinel_url
-from tests.support import RedisServer, SentinelGroup
+from tests.support import RedisServer, SentinelGroup, wait_until
 
 
 @pytest.mark.parametrize(("url", "expected"), [
@@ -104,6 +105,24 @@ def test_a_client_follows_a_sentinel_failover(sentinel_group: SentinelGroup) -> 
     assert new.client(decode_responses=True).mget("before", "after") == ["1", "2"]
     assert waited < REDIS_WAIT_SECONDS
     assert client.get("after") == "2"
+
+
+def test_a_blocking_read_in_progress_moves_to_the_new_primary(sentinel_group: SentinelGroup) -> None:
+    """As an RQ worker waits for jobs: the BLPOP in progress when the primary dies is sent again to the new
+    one (not to the dead one's address until the retries run out)."""
+    settings = SimpleNamespace(redis_url=sentinel_group.url, redis_sentinel_password=sentinel_group.sentinel_password)
+    waiting, pushing = connect(settings), connect(settings)
+    popped: list[object] = []
+    reader = threading.Thread(target=lambda: popped.append(waiting.blpop(["jobs"], timeout=30)), daemon=True)
+    reader.start()
+    wait_until(lambda: any(client["cmd"] == "blpop" for client in pushing.client_list()), 5, "the BLPOP to wait")
+
+    old = sentinel_group.kill_primary()
+    sentinel_group.wait_for_new_primary(old, timeout=20)
+    pushing.rpush("jobs", "job-1")
+
+    reader.join(timeout=REDIS_WAIT_SECONDS / 2)
+    assert popped == [("jobs", "job-1")]
 
 
 def test_a_wrong_sentinel_password_fails_without_showing_it(sentinel_group: SentinelGroup) -> None:
