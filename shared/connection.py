@@ -3,8 +3,8 @@ or the primary of a Redis Sentinel deployment named by a `redis+sentinel://` URL
 
 Through Sentinel, a client asks the sentinels where the primary is each time it opens a connection, and
 drops a connection whose server was demoted to a replica, so it follows a failover by itself. Either way,
-a command that cannot reach Redis is tried again, with growing pauses, for up to REDIS_WAIT_SECONDS
-(a failover, a restart) before its error reaches the caller.
+a command that cannot reach Redis is tried again, with growing pauses, for up to
+`defaults.REDIS_WAIT_SECONDS` (a failover, a restart) before its error reaches the caller.
 """
 
 from __future__ import annotations
@@ -20,18 +20,13 @@ from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
 
+from shared import defaults
+
 T = TypeVar("T")
 
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_URL_FORM = "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]"
 DEFAULT_SENTINEL_PORT = 26379
-# Longer than a failover with Sentinel's down-after-milliseconds of a few seconds.
-REDIS_WAIT_SECONDS = 10.0
-SOCKET_TIMEOUT_SECONDS = 10.0
-CONNECT_TIMEOUT_SECONDS = 5.0
-HEALTH_CHECK_SECONDS = 30
-# Each sentinel is asked once per look-up; a slow one must not hold up asking the next.
-SENTINEL_TIMEOUT_SECONDS = 2.0
 
 _SENTINEL_ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\[\]:/]+)(?::(?P<port>\d{1,5}))?")
 
@@ -78,16 +73,17 @@ def _sentinel_address(member: str) -> tuple[str, int]:
 def connect(settings: RedisSettings, *, decode: bool = True) -> redis.Redis:
     """A client of the Redis primary that `settings.redis_url` names (RQ needs `decode=False`)."""
     options: dict[str, Any] = {
-        "decode_responses": decode, "socket_timeout": SOCKET_TIMEOUT_SECONDS,
-        "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS, "health_check_interval": HEALTH_CHECK_SECONDS,
-        "retry": _RetryWithin(REDIS_WAIT_SECONDS),
+        "decode_responses": decode, "socket_timeout": defaults.REDIS_SOCKET_TIMEOUT_SECONDS,
+        "socket_connect_timeout": defaults.REDIS_CONNECT_TIMEOUT_SECONDS,
+        "health_check_interval": defaults.REDIS_HEALTH_CHECK_SECONDS,
+        "retry": _RetryWithin(defaults.REDIS_WAIT_SECONDS),
     }
     if urlsplit(settings.redis_url).scheme != SENTINEL_SCHEME:
         return redis.Redis.from_url(settings.redis_url, **options)
     url = parse_sentinel_url(settings.redis_url)
     sentinel_options = {
-        "password": settings.redis_sentinel_password, "socket_timeout": SENTINEL_TIMEOUT_SECONDS,
-        "socket_connect_timeout": SENTINEL_TIMEOUT_SECONDS, "retry": Retry(NoBackoff(), 0),
+        "password": settings.redis_sentinel_password, "socket_timeout": defaults.SENTINEL_TIMEOUT_SECONDS,
+        "socket_connect_timeout": defaults.SENTINEL_TIMEOUT_SECONDS, "retry": Retry(NoBackoff(), 0),
     }
     sentinel = Sentinel([], sentinel_kwargs=sentinel_options)
     sentinel.sentinels = [_SentinelClient(host, port, **sentinel_options) for host, port in url.sentinels]

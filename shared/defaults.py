@@ -6,6 +6,18 @@ changing one changes everything built on it.
 
 from __future__ import annotations
 
+# --- Redis --------------------------------------------------------------------------------------
+# A command that cannot reach Redis is tried again, with pauses growing to a second, for this long before
+# its error reaches the caller: longer than a Sentinel failover with down-after-milliseconds of a few seconds.
+REDIS_WAIT_SECONDS = 10.0
+REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
+REDIS_CONNECT_TIMEOUT_SECONDS = 5.0
+REDIS_HEALTH_CHECK_SECONDS = 30
+# Each sentinel is asked once per look-up of the primary; a slow one must not hold up asking the next.
+SENTINEL_TIMEOUT_SECONDS = 2.0
+# A pool member whose RQ worker ended on a Redis error starts a new one after this pause.
+WORKER_RESTART_SECONDS = 5.0
+
 # --- Eureka client ------------------------------------------------------------------------------
 # Seconds per Eureka request (the -eureka-timeout default).
 EUREKA_TIMEOUT_SECONDS = 5.0

@@ -21,7 +21,7 @@ from typing import Callable, Generic, Sequence, TypeVar
 import redis
 from rq import Queue, SimpleWorker
 
-from shared import logs
+from shared import defaults, logs
 from shared.config import EurekaConfig
 from shared.connection import connect
 from shared.eureka import EurekaClient
@@ -32,8 +32,6 @@ from shared.store import Store
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 S = TypeVar("S", bound=EurekaConfig)
-
-WORKER_RESTART_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -114,8 +112,8 @@ def _work_until_stopped(component: str, queue: Queue, stop: threading.Event) -> 
         if worker.stop_requested:
             return
         log.error("RQ worker %s ended on a Redis error; starting another in %.0fs", name,
-                  WORKER_RESTART_SECONDS)
+                  defaults.WORKER_RESTART_SECONDS)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        if stop.wait(WORKER_RESTART_SECONDS):
+        if stop.wait(defaults.WORKER_RESTART_SECONDS):
             return

@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from shared import config
-from shared.connection import REDIS_WAIT_SECONDS, SentinelUrl, connect, parse_sentinel_url
+from shared.connection import SentinelUrl, connect, parse_sentinel_url
+from shared.defaults import REDIS_WAIT_SECONDS
 from tests.support import RedisServer, SentinelGroup, wait_until
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from shared import keys
-from shared.connection import REDIS_WAIT_SECONDS, connect
+from shared.connection import connect
+from shared.defaults import REDIS_WAIT_SECONDS, WORKER_RESTART_SECONDS
 from shared.store import Store
-from shared.worker import WORKER_RESTART_SECONDS
 from tests.conftest import Components
 from tests.stub_http import Answer, StubServer
 from tests.support import RedisServer, wait_until

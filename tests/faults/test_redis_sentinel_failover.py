@@ -28,7 +28,7 @@ from types import SimpleNamespace
 import docker
 import pytest
 
-from shared.connection import REDIS_WAIT_SECONDS
+from shared.defaults import REDIS_WAIT_SECONDS
 from tests.conftest import HOST_IP, Components, run_web, start_system
 from tests.support import DevEureka, DockerEngine, SentinelGroup, free_port, wait_until
 
