@@ -8,7 +8,6 @@ starts a new RQ worker (after WORKER_RESTART_SECONDS), which runs the next jobs 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,7 +29,7 @@ def track_live_instance(redis_url: str) -> None:
     """What the registrar and the watcher would have written: an instance due for heartbeats every second,
     whose container is vouched for."""
     store = Store(connect(SimpleNamespace(redis_url=redis_url, redis_sentinel_password=None)))
-    store.track(INSTANCE, SOURCE, {"instance": {"app": "WEB"}}, 1, time.time())
+    store.track(INSTANCE, SOURCE, {"instance": {"app": "WEB"}}, 1)
     store.redis.set(keys.live(SOURCE), "1", ex=300)
 
 
