@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, NoReturn, Sequence
 from urllib.parse import urlsplit
 
+from redis.connection import parse_url
+
 from shared import defaults
 from shared.connection import SENTINEL_SCHEME, parse_sentinel_url
 
@@ -89,7 +91,9 @@ def _redis_url(raw: str) -> str:
     scheme = urlsplit(raw).scheme
     if scheme == SENTINEL_SCHEME:
         parse_sentinel_url(raw)
-    elif scheme not in ("redis", "rediss", "unix"):
+    elif scheme in ("redis", "rediss", "unix"):
+        parse_url(raw)  # redis-py's own reading: a bad port or option, named without the password
+    else:
         raise ValueError(f"expected a redis://, rediss://, unix:// or {SENTINEL_SCHEME}:// URL")
     return raw
 

@@ -49,6 +49,8 @@ def test_bad_sentinel_urls_say_what_is_wrong_without_the_password(url: str, comp
 @pytest.mark.parametrize(("argv", "environ", "culprit"), [
     ([], {"REDIS_URL": "redis+sentinel://:s3cr3t-pw@h1:26379"}, "REDIS_URL"),
     (["-redis-url", "http://:s3cr3t-pw@h1:6379/0"], {}, "-redis-url"),
+    (["-redis-url", "redis://:s3cr3t-pw@h1:port/0"], {}, "-redis-url"),
+    ([], {"REDIS_URL": "redis://:s3cr3t-pw@h1:6379/0?socket_timeout=soon"}, "REDIS_URL"),
     (["-redis-url", "redis+sentinel://user:s3cr3t-pw@h1:x/svc"], {}, "-redis-url"),
     ([], {"REDIS_SENTINEL_PASSWORD": "s3cr3t-pw\udcff"}, "REDIS_SENTINEL_PASSWORD"),
     (["-redis-sentinel-password", "s3cr3t-pw\udcff"], {}, "-redis-sentinel-password"),
