@@ -92,9 +92,13 @@ def connect(settings: RedisSettings, *, decode: bool = True) -> redis.Redis:
 
 
 class _PrimaryConnection(SentinelManagedConnection):
-    """A connection that asks the sentinels for the primary whenever it reconnects. redis-py's own
-    reconnects a connection dropped during a command (a blocking BLMOVE of an RQ worker, say) to the
-    address it had, the dead primary, until the command's retries run out (redis-py issue 3874)."""
+    """redis-py's Sentinel connection, mended in two ways (redis-py 8.1):
+    - It asks the sentinels for the primary whenever it reconnects. redis-py's own reconnects a connection
+      dropped during a command (a blocking BLMOVE of an RQ worker, say) to the address it had, the dead
+      primary, until the command's retries run out (redis-py issue 3874).
+    - It closes when a read is interrupted (a stop signal, an RQ job timeout), as plain connections do.
+      redis-py's own keeps it, and the interrupted command's late answer is then read as the next one's.
+    """
 
     def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
         if retry_socket_connect and not self._sock:
@@ -102,6 +106,9 @@ class _PrimaryConnection(SentinelManagedConnection):
             self.connect()
         else:
             super().connect_check_health(check_health=check_health, retry_socket_connect=retry_socket_connect)
+
+    def read_response(self, *args: Any, disconnect_on_error: bool = True, **kwargs: Any) -> Any:
+        return super().read_response(*args, disconnect_on_error=disconnect_on_error, **kwargs)
 
 
 class _SentinelClient(redis.Redis):

@@ -109,11 +109,12 @@ def _work_until_stopped(component: str, queue: Queue, stop: threading.Event) -> 
             worker.work(logging_level=None)
         except redis.RedisError as err:  # starting, or recording its end, needs Redis too
             log.error("RQ worker %s failed: %s", name, err)
+        # RQ's signal handlers belong to the worker that ended; a stop now ends the pause instead.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
         if worker.stop_requested:
             return
         log.error("RQ worker %s ended on a Redis error; starting another in %.0fs", name,
                   defaults.WORKER_RESTART_SECONDS)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
         if stop.wait(defaults.WORKER_RESTART_SECONDS):
             return

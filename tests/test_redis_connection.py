@@ -3,6 +3,7 @@ follows a real Sentinel failover."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -126,6 +127,34 @@ def test_a_blocking_read_in_progress_moves_to_the_new_primary(sentinel_group: Se
 
     reader.join(timeout=REDIS_WAIT_SECONDS / 2)
     assert popped == [("jobs", "job-1")]
+
+
+def test_a_read_interrupted_by_a_signal_leaves_no_answer_behind(sentinel_group: SentinelGroup) -> None:
+    """As SIGTERM stops an RQ worker waiting for jobs, or RQ's job timeout interrupts a job: the connection of
+    the interrupted BLPOP must not be handed to the next command, which would wait behind it and get its
+    answer."""
+    client = connect(SimpleNamespace(redis_url=sentinel_group.url,
+                                     redis_sentinel_password=sentinel_group.sentinel_password))
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(*_: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(Interrupted):
+            client.blpop(["jobs"], timeout=5)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+    started = time.monotonic()
+    assert client.set("key", "value") is True
+    assert client.get("key") == "value"
+    assert time.monotonic() - started < 2
 
 
 def test_a_wrong_sentinel_password_fails_without_showing_it(sentinel_group: SentinelGroup) -> None:

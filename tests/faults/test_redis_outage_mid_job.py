@@ -55,6 +55,7 @@ def test_a_pool_member_starts_a_new_rq_worker_when_redis_fails_it_mid_job(compon
                        REDIS_WAIT_SECONDS + WORKER_RESTART_SECONDS + 10, "heartbeats again")
             assert heartbeater.running
             assert "ended on a Redis error; starting another" in heartbeater.log()
+            assert heartbeater.stop() == 0
     finally:
         components.stop_all()  # while Redis still answers: a worker stopping mid-job records it there
         server.stop()

@@ -17,6 +17,7 @@ Invariant: a failover costs Eureka nothing, and nothing has to be restarted.
   would need (REDIS_WAIT_SECONDS, then RQ's pause).
 - RQ still lists a registrar and a heartbeater worker that reported after the failover: their registrations
   were replicated, and each RQ worker reports whenever it finishes a job.
+- Every component still stops by itself on SIGTERM (exit status 0).
 Not relied on: the watcher's detection of Redis losing writes. Replication is asynchronous, so the last
 liveness renewals and heartbeat claims before the kill may be lost; both are rewritten within a second.
 Run with a failover faster than REDIS_WAIT_SECONDS (commands just wait) and one slower (errors reach the
@@ -124,6 +125,8 @@ def test_the_system_keeps_registering_through_a_sentinel_failover_and_eureka_kee
     reported = {worker.name.partition(".")[0] for worker in Worker.all(connection=rq_connection)
                 if worker.last_heartbeat and worker.last_heartbeat > failed_over_utc}
     assert reported == {"registrar", "heartbeater"}
+    for process in reversed(components.started):
+        assert process.stop() == 0, f"{process.name} did not stop by itself"
     for process in components.started:
         assert sentinel_group.password not in process.log()
         assert sentinel_group.sentinel_password not in process.log()
