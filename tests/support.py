@@ -126,7 +126,7 @@ class RedisServer:
         auth = ("--requirepass", password, "--masterauth", password) if password else ()
         self.process = Process(name, [require_program("redis-server"), "--port", str(self.port), "--bind",
                                       "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir),
-                                      "--dbfilename", f"{name}.rdb", *auth, *args], workdir)
+                                      *auth, *args], workdir)
 
     def client(self, **options: Any) -> Any:
         import redis
@@ -160,8 +160,11 @@ class SentinelGroup:
         self.sentinel_password = sentinel_password
         # No diskless-sync delay: a replica's first full sync would wait 5 s for other replicas.
         no_delay = ("--repl-diskless-sync-delay", "0")
-        self.servers = [RedisServer(workdir, password=password, name="redis-primary", args=no_delay)]
-        self.servers.append(RedisServer(workdir, password=password, name="redis-replica",
+        # A folder each: a replica's full sync writes the RDB file a primary would write.
+        (workdir / "primary").mkdir()
+        (workdir / "replica").mkdir()
+        self.servers = [RedisServer(workdir / "primary", password=password, name="redis-primary", args=no_delay)]
+        self.servers.append(RedisServer(workdir / "replica", password=password, name="redis-replica",
                                         args=(*no_delay, "--replicaof", "127.0.0.1", str(self.servers[0].port))))
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.sentinels = [Process(f"sentinel-{index}", [require_program("redis-sentinel"),
