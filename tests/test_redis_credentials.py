@@ -50,7 +50,7 @@ def test_no_component_shows_the_redis_password(
     container = run_web(docker_client, "web1", port, environment=FAST_LEASE)
     registered = wait_until(lambda: eureka.instance("WEB", f"{HOST_IP}_{port}"), 5, "the registration")
     wait_until(lambda: eureka.instance("WEB", f"{HOST_IP}_{port}")["leaseInfo"]["lastRenewalTimestamp"]
-               > registered["leaseInfo"]["registrationTimestamp"], 5, "a heartbeat")
+               > registered["leaseInfo"]["lastRenewalTimestamp"], 5, "a heartbeat")
     container.stop(timeout=1)
     wait_until(lambda: eureka.instance("WEB", f"{HOST_IP}_{port}") is None, 5, "the deregistration")
 
