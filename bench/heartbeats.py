@@ -18,15 +18,17 @@ import hashlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import redis
 
 from bench.parts import Parts, cpu_seconds, pid, rss_bytes
 from shared import keys, queues
+from shared.connection import connect
 from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
 from shared.registration import registration
-from shared.store import Store, connect
+from shared.store import Store
 from tests.support import wait_until
 
 # Longer than any bench: the synthetic containers stay vouched for without a watcher renewing them.
@@ -119,7 +121,7 @@ class Counters:
 class HeartbeatBench:
     def __init__(self, parts: Parts, count: int, interval: int) -> None:
         self.parts = parts
-        self.store = Store(connect(parts.redis_server.url))
+        self.store = Store(connect(SimpleNamespace(redis_url=parts.redis_server.url, redis_sentinel_password=None)))
         self.renewals = Renewals(parts)
         self.instances = [synthetic(index, interval) for index in range(count)]
         self.interval = interval
