@@ -66,6 +66,13 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _port_or_off(raw: str) -> int:
+    port = _int_at_least(0)(raw)
+    if port > 65535:
+        raise ValueError("expected a port number (0 to 65535)")
+    return port
+
+
 def _ip_address(raw: str) -> str:
     try:
         return str(ipaddress.ip_address(raw))
@@ -159,6 +166,8 @@ REDIS_SENTINEL_PASSWORD = Option(
     "password of the Redis sentinels themselves (the URL's password is the Redis servers')", secret=True,
 )
 LOG_LEVEL = Option("log-level", "LOG_LEVEL", _log_level, "INFO", "log level")
+LOG_FORMAT = Option("log-format", "LOG_FORMAT", _choice("text", "json"), "text",
+                    "log lines as text or as JSON objects (one per line)")
 RETRY_ATTEMPTS = Option(
     "retry-attempts", "REGISTRATOR_RETRY_ATTEMPTS", _int_at_least(-1), 30,
     "connection attempts at startup for Redis, Docker and Eureka (-1: forever)",
@@ -180,9 +189,22 @@ EUREKA_CA_BUNDLE = Option(
     "PEM file of the certificate authorities to trust for https Eureka URLs (default: the system's)",
 )
 
-COMMON = (REDIS_URL, REDIS_SENTINEL_PASSWORD, LOG_LEVEL, RETRY_ATTEMPTS, RETRY_INTERVAL)
+METRICS_ADDRESS = Option(
+    "metrics-address", "METRICS_ADDRESS", _ip_address, "0.0.0.0",
+    "address /metrics and /healthz listen on (0.0.0.0: every interface, as a container's health check and a "
+    "Prometheus server elsewhere need)",
+)
+
+
+def _metrics_port(default: int) -> Option:
+    return Option("metrics-port", "METRICS_PORT", _port_or_off, default,
+                  f"port of /metrics (Prometheus) and /healthz (0: not served; default {default})")
+
+
+COMMON = (REDIS_URL, REDIS_SENTINEL_PASSWORD, LOG_LEVEL, LOG_FORMAT, RETRY_ATTEMPTS, RETRY_INTERVAL, METRICS_ADDRESS)
 
 WATCHER_OPTIONS = COMMON + (
+    _metrics_port(defaults.WATCHER_METRICS_PORT),
     Option("docker-host", "DOCKER_HOST", _text, "unix:///var/run/docker.sock", "Docker Engine API address"),
     Option("hostname", "REGISTRATOR_HOSTNAME", _host_name, None,
            "this host's identity: first part of service IDs, docker-host metadata, its name in Redis "
@@ -225,6 +247,7 @@ WATCHER_OPTIONS = COMMON + (
 EUREKA_OPTIONS = (EUREKA_URL, EUREKA_TIMEOUT, EUREKA_CA_BUNDLE)
 
 REGISTRAR_OPTIONS = COMMON + EUREKA_OPTIONS + (
+    _metrics_port(defaults.REGISTRAR_METRICS_PORT),
     Option("min-renewal-interval", "REGISTRATOR_MIN_RENEWAL_INTERVAL", _int_at_least(1),
            defaults.MIN_RENEWAL_INTERVAL_SECONDS,
            "shortest lease renewal interval (seconds) a container may ask for; lower only for tests"),
@@ -235,10 +258,22 @@ REGISTRAR_OPTIONS = COMMON + EUREKA_OPTIONS + (
 )
 
 HEARTBEATER_OPTIONS = COMMON + EUREKA_OPTIONS + (
+    _metrics_port(defaults.HEARTBEATER_METRICS_PORT),
     Option("tick", "HEARTBEAT_TICK", _positive_float, defaults.HEARTBEAT_TICK_SECONDS,
            "seconds between looks for heartbeats that are due"),
     Option("batch-size", "HEARTBEAT_BATCH_SIZE", _int_at_least(1), defaults.HEARTBEAT_BATCH_SIZE,
            "instances per heartbeat job"),
+)
+
+STATUS_OPTIONS = (
+    REDIS_URL,
+    REDIS_SENTINEL_PASSWORD,
+    Option("eureka-url", "EUREKA_URL", _http_urls, None,
+           "Eureka base URL(s), comma-separated, to read each instance from (default: Eureka is not asked)"),
+    EUREKA_TIMEOUT,
+    EUREKA_CA_BUNDLE,
+    Option("json", "STATUS_JSON", parse_bool, False, "print JSON (one object per instance) instead of a table",
+           switch=True),
 )
 
 
@@ -247,8 +282,11 @@ class CommonConfig:
     redis_url: str = field(repr=False)
     redis_sentinel_password: str | None = field(repr=False)
     log_level: str
+    log_format: str
     retry_attempts: int
     retry_interval: int
+    metrics_address: str
+    metrics_port: int
 
     @property
     def retry_interval_seconds(self) -> float:
@@ -294,6 +332,16 @@ class RegistrarConfig(EurekaConfig):
 class HeartbeaterConfig(EurekaConfig):
     tick: float
     batch_size: int
+
+
+@dataclass(frozen=True)
+class StatusConfig:
+    redis_url: str = field(repr=False)
+    redis_sentinel_password: str | None = field(repr=False)
+    eureka_url: tuple[str, ...] | None
+    eureka_timeout: float
+    eureka_ca_bundle: str | None
+    json: bool
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -366,6 +414,11 @@ def load_registrar(argv: Sequence[str] | None = None, environ: Mapping[str, str]
 def load_heartbeater(argv: Sequence[str] | None = None,
                      environ: Mapping[str, str] | None = None) -> HeartbeaterConfig:
     return _build(HeartbeaterConfig, _with_eureka("heartbeater", HEARTBEATER_OPTIONS, argv, environ))
+
+
+def load_status(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> StatusConfig:
+    return _build(StatusConfig, _resolve("registrator-status", STATUS_OPTIONS, argv,
+                                         os.environ if environ is None else environ))
 
 
 def _with_eureka(prog: str, options: Sequence[Option], argv: Sequence[str] | None,

@@ -129,3 +129,19 @@ AWS_LOG_REPEAT_SECONDS = 300
 # long before others ask too.
 AWS_FILL_WAIT_SECONDS = 2.0
 AWS_FILL_LOCK_SECONDS = 30
+
+# --- Metrics and health ---------------------------------------------------------------------------
+# -metrics-port defaults: distinct, so that every component of one machine (make run) serves its own.
+WATCHER_METRICS_PORT = 9101
+REGISTRAR_METRICS_PORT = 9102
+HEARTBEATER_METRICS_PORT = 9103
+# A watcher is unhealthy once its last successful liveness renewal is older than this many -ttl-refresh
+# periods: by then its entries are about to expire (-ttl is typically 3 x -ttl-refresh).
+LIVENESS_RENEWALS_MISSED_UNHEALTHY = 3
+# A worker is stuck when a job runs this much longer than its timeout (RQ should have ended it), or a round
+# of its periodic task (the registrar's sweep, the heartbeater's ticker) runs longer than a job may.
+STUCK_MARGIN_SECONDS = 10
+PERIODIC_STUCK_SECONDS = JOB_TIMEOUT_SECONDS
+# A heartbeat is counted as missed when it is renewed more than this fraction of its renewal interval
+# after it was due (3 s of the default 30 s).
+HEARTBEAT_LATE_FRACTION = 0.1
