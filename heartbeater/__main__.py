@@ -22,10 +22,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def enqueue_due(heartbeater: Heartbeater, queue: Queue) -> None:
         while True:
-            batch, shortest_interval = heartbeater.due(settings.batch_size)
-            if batch:
-                queues.enqueue_heartbeats(queue, batch, expires_after=shortest_interval)
-            if len(batch) < settings.batch_size:
+            claimed = heartbeater.due(settings.batch_size)
+            if claimed.instance_keys:
+                queues.enqueue_heartbeats(queue, claimed.instance_keys, expires_after=claimed.shortest_interval,
+                                          due=claimed.due)
+            if len(claimed.instance_keys) < settings.batch_size:
                 break
 
     serve("heartbeater", settings, jobs.context, queues.HEARTBEAT_QUEUE, enqueue_due, settings.tick)

@@ -4,16 +4,21 @@ No liveness entry, no heartbeat: when a container hangs or its watcher or host d
 expires, renewals stop and Eureka evicts the instance by lease expiry (SPEC section 6). A renewal
 answered 404 means Eureka lost the instance (restart, eviction): it is registered again, under the
 instance lock the registrar also takes, and only if it is still tracked and live.
+
+Each renewal is measured against when it was due (Redis time, handed over by the claim): one sent more
+than a tenth of its interval late counts as missed (`shared.metrics`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
-from shared import keys
+from shared import defaults, keys, logs, metrics
 from shared.eureka import EurekaClient, EurekaError, EurekaUnavailable
 from shared.locking import Locks
-from shared.store import Store
+from shared.store import DueHeartbeats, Store, TrackedInstance
 
 log = logging.getLogger(__name__)
 
@@ -24,27 +29,42 @@ class Heartbeater:
         self.eureka = eureka
         self.locks = Locks(store, eureka.timeout, len(eureka.servers))
 
-    def due(self, limit: int) -> tuple[list[str], float]:
-        """Claim the instances whose heartbeat is due now; also the shortest of their intervals."""
+    def due(self, limit: int) -> DueHeartbeats:
+        """Claim the instances whose heartbeat is due now."""
         return self.store.claim_heartbeats(limit)
 
-    def beat(self, instance_keys: list[str]) -> None:
+    def beat(self, instance_keys: list[str], due: list[float] | None = None) -> bool:
+        """Renew what is still vouched for among `instance_keys` (due at the Redis times `due`); False when
+        Eureka was unavailable and the rest of the batch was left for its next turn."""
         targets = self.store.heartbeat_targets(instance_keys)
+        clock = _RedisClock(self.store) if due else None
+        due_at = dict(zip(instance_keys, due or ()))
         for done, target in enumerate(targets):
             key = target.instance.key
             if not target.live:
-                log.debug("no heartbeat for %s: %s is not vouched for", key, target.instance.source)
+                metrics.HEARTBEATS.labels("not_vouched").inc()
+                about, extra = _about(target.instance)
+                log.debug("no heartbeat for %s: %s is not vouched for", key, about, extra=extra)
                 continue
+            if clock is not None and key in due_at:
+                _measure(clock.now() - due_at[key], target.instance.document)
             app, instance_id = keys.split_instance_key(key)
             try:
-                if not self.eureka.heartbeat(app, instance_id):
+                renewed = self.eureka.heartbeat(app, instance_id)
+                if not renewed:
                     self._register_again(key)
             except EurekaUnavailable as err:
                 # The next ones would wait out the same timeouts; their next turn comes soon enough.
+                metrics.HEARTBEATS.labels("skipped").inc(len(targets) - done)
                 log.error("Eureka unavailable, %d heartbeats of this batch skipped: %s", len(targets) - done, err)
-                return
+                return False
             except EurekaError as err:
-                log.error("heartbeat of %s failed: %s", key, err)
+                metrics.HEARTBEATS.labels("failed").inc()
+                about, extra = _about(target.instance)
+                log.error("heartbeat of %s (%s) failed: %s", key, about, err, extra=extra)
+                continue
+            metrics.HEARTBEATS.labels("renewed" if renewed else "not_found").inc()
+        return True
 
     def _register_again(self, key: str) -> None:
         with self.locks.hold(keys.instance_lock(key)):
@@ -52,4 +72,25 @@ class Heartbeater:
             if instance is None or not self.store.is_live(instance.source):
                 return
             self.eureka.register(instance.document)
-        log.info("re-registered %s: Eureka answered 404 to its heartbeat", key)
+        about, extra = _about(instance)
+        log.info("re-registered %s: Eureka answered 404 to its heartbeat (%s)", key, about, extra=extra)
+
+
+class _RedisClock:
+    """Redis time, asked once: the job's own clock is not the one the due times are in."""
+
+    def __init__(self, store: Store) -> None:
+        self._offset = store.now() - time.monotonic()
+
+    def now(self) -> float:
+        return time.monotonic() + self._offset
+
+
+def _measure(lateness: float, document: dict[str, Any]) -> None:
+    metrics.HEARTBEAT_LATENESS.observe(max(0.0, lateness))
+    if lateness > document["leaseInfo"]["renewalIntervalInSecs"] * defaults.HEARTBEAT_LATE_FRACTION:
+        metrics.HEARTBEATS_MISSED.inc()
+
+
+def _about(instance: TrackedInstance) -> tuple[str, dict[str, Any]]:
+    return logs.about_instance(instance.source, instance.document, instance.key)

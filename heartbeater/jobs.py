@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from heartbeater.heartbeat import Heartbeater
-from shared import config
+from shared import config, metrics
 from shared.config import HeartbeaterConfig
 from shared.worker import Connections, JobContext
 
@@ -15,5 +15,5 @@ def build(connections: Connections[HeartbeaterConfig]) -> Heartbeater:
 context: JobContext[HeartbeaterConfig, Heartbeater] = JobContext(config.load_heartbeater, build)
 
 
-def heartbeat(instance_keys: list[str]) -> None:
-    context.get().beat(instance_keys)
+def heartbeat(instance_keys: list[str], due: list[float] | None = None) -> None:
+    metrics.run_job("heartbeat", lambda: context.get().beat(instance_keys, due))

@@ -13,9 +13,10 @@ from typing import Sequence
 from rq import Queue
 
 from registrar import jobs
+from registrar.albs.stats import STATS as AWS_STATS
 from registrar.hosts import forget_dead_hosts
 from registrar.reconcile import Reconciler
-from shared import config, defaults, queues
+from shared import config, defaults, logs, metrics, queues
 from shared.worker import serve
 
 log = logging.getLogger("registrar")
@@ -26,10 +27,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def periodic(reconciler: Reconciler, _: Queue) -> None:
         for source in reconciler.sweep_pending():
-            log.info("%s: its wanted state is not applied yet; trying again", source)
+            metrics.STATES_REQUEUED.inc()
+            log.info("%s: its wanted state is not applied yet; trying again", source, extra=logs.about(source=source))
         forget_dead_hosts(reconciler, settings.host_forget_margin)
 
-    serve("registrar", settings, jobs.context, queues.REGISTRAR_QUEUE, periodic, defaults.SWEEP_INTERVAL_SECONDS)
+    serve("registrar", settings, jobs.context, queues.REGISTRAR_QUEUE, periodic, defaults.SWEEP_INTERVAL_SECONDS,
+          collectors=[metrics.AwsCollector(AWS_STATS)])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from rq import get_current_job
 
 from registrar.cleanup import remove_dangling
 from registrar.reconcile import Reconciler
-from shared import config, keys, queues
+from shared import config, keys, metrics, queues
 from shared.config import RegistrarConfig
 from shared.worker import Connections, JobContext
 
@@ -21,11 +21,16 @@ context: JobContext[RegistrarConfig, Reconciler] = JobContext(config.load_regist
 
 def reconcile_source(source: str, force: bool = False) -> None:
     job = get_current_job()
-    context.get().run_job(source, force, job.id if job else "")
+    metrics.run_job("reconcile", lambda: context.get().run_job(source, force, job.id if job else ""))
 
 
 def cleanup_host(host: str) -> None:
+    metrics.run_job("cleanup", lambda: _cleanup(host))
+
+
+def _cleanup(host: str) -> bool:
     reconciler = context.get()
     job = get_current_job()
     reconciler.store.release_job(keys.cleanup_job_name(host), job.id if job else "")
     remove_dangling(host, reconciler.store, reconciler.eureka)
+    return True

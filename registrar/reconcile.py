@@ -19,11 +19,12 @@ no retry can change); anything else leaves it pending, and the sweep retries it 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from rq import Queue
 
-from shared import defaults, keys, queues
+from shared import defaults, keys, logs, metrics, queues
 from shared.eureka import EurekaClient, EurekaRejected, EurekaUnavailable
 from shared.locking import Locks
 from shared.models import ContainerState, InstanceStatus, Phase
@@ -42,29 +43,34 @@ class Reconciler:
         self.min_renewal = min_renewal
         self.locks = Locks(store, eureka.timeout, len(eureka.servers))
 
-    def run_job(self, source: str, force: bool, job_id: str) -> None:
-        """A reconcile job: from its start on, a new change of the source needs a new job."""
+    def run_job(self, source: str, force: bool, job_id: str) -> bool:
+        """A reconcile job: from its start on, a new change of the source needs a new job. True when the
+        wanted state is applied."""
         self.store.release_job(keys.reconcile_job_name(source), job_id)
-        self.reconcile(source, force)
+        return self.reconcile(source, force)
 
     def reconcile(self, source: str, force: bool = False) -> bool:
         """Converge Eureka to `source`'s wanted state; True when it is applied."""
         with self.locks.hold(keys.source_lock(source)):
-            state, gen = self.store.read_state(source)
+            stored = self.store.stored_state(source)
+            state = stored.state
             wanted = self._wanted(state)
             tracked = self.store.tracked_instances(source)
             keep = state is not None and state.keep_registered
+            # A forced re-registration applies no new event: it is not measured from the last one.
+            event_time = None if force else stored.event_time
             complete = True
             try:
                 for key in sorted(set(tracked) - set(wanted)):
-                    self.remove(key, source, keep_in_eureka=keep)
+                    self.remove(key, source, keep_in_eureka=keep, event_time=event_time)
                 for key, wanted_registration in wanted.items():
-                    complete &= self._apply(key, source, wanted_registration, tracked.get(key), force)
+                    complete &= self._apply(key, source, wanted_registration, tracked.get(key), force, event_time)
             except EurekaUnavailable as err:
-                log.warning("%s: Eureka unavailable, retrying later: %s", _describe(source, state), err)
+                log.warning("%s: Eureka unavailable, retrying later: %s", _describe(source, state), err,
+                            extra=logs.about(source=source, container_name=state.container_name if state else None))
                 return False
             if complete:
-                self.store.mark_applied(source, gen)
+                self.store.mark_applied(source, stored.gen)
             return complete
 
     def requeue(self, source: str) -> None:
@@ -112,7 +118,7 @@ class Reconciler:
         return self.store.is_live(owner) or self.store.host_is_served(keys.split_source(owner)[0])
 
     def _apply(self, key: str, source: str, wanted: Registration, tracked: TrackedInstance | None,
-               force: bool) -> bool:
+               force: bool, event_time: float | None) -> bool:
         """Make Eureka hold `wanted` for `source`; False when another owner keeps the instance."""
         before = None if tracked is None else tracked.document
         if before == wanted.document and not force:
@@ -123,21 +129,24 @@ class Reconciler:
                 self._refuse(key, source, current.source)
                 return False
             self.locks.renew()
+            about, extra = logs.about_instance(source, wanted.document, key)
             try:
                 if before is not None and not force and _only_status_differs(before, wanted.document):
                     if not self.eureka.set_status(wanted.app, wanted.instance_id, wanted.document["status"]):
                         self.eureka.register(wanted.document)
-                    action = f"status of {key} is now {wanted.document['status']}"
+                    written, action = "status", f"status of {key} is now {wanted.document['status']}"
                 else:
                     self.eureka.register(wanted.document)
-                    action = f"registered {key} (status {wanted.document['status']})"
+                    written, action = "register", f"registered {key} (status {wanted.document['status']})"
             except EurekaRejected as err:
-                log.error("Eureka refused instance %s of %s: %s", key, source, err)
+                log.error("Eureka refused instance %s of %s: %s", key, about, err, extra=extra)
                 return True
+            _observe(written, event_time)
             previous = self.store.track(key, source, wanted.document, wanted.renewal_interval)
         if previous and previous != source:
-            log.warning("instance %s taken over by %s from %s, which no longer wants it", key, source, previous)
-        log.info("%s for %s", action, source)
+            log.warning("instance %s taken over by %s from %s, which no longer wants it", key, about, previous,
+                        extra=extra)
+        log.info("%s for %s", action, about, extra=extra)
         return True
 
     def _refuse(self, key: str, source: str, owner: str) -> None:
@@ -147,15 +156,19 @@ class Reconciler:
         owner_state, _ = self.store.read_state(owner)
         log.error("Eureka instance %s is wanted by %s, but %s owns it and still wants it: not registered "
                   "for the second one until the first lets go", key, _describe(source, state),
-                  _describe(owner, owner_state))
+                  _describe(owner, owner_state),
+                  extra=logs.about(source=source, container_name=state.container_name if state else None,
+                                   instance=key))
 
-    def remove(self, key: str, source: str, *, keep_in_eureka: bool) -> None:
+    def remove(self, key: str, source: str, *, keep_in_eureka: bool, event_time: float | None = None) -> None:
         """Stop registering `key` for `source`: delete it from Eureka, or with `keep_in_eureka` set it
-        DOWN and leave it to lease expiry (no more heartbeats). Someone else's instance is left alone."""
+        DOWN and leave it to lease expiry (no more heartbeats). Someone else's instance is left alone.
+        `event_time`: when the Docker event that asked for it happened, if one did."""
         app, instance_id = keys.split_instance_key(key)
         with self.locks.hold(keys.instance_lock(key)):
             instance = self.store.instance(key)
             owned = instance is not None and instance.source == source
+            about, extra = logs.about_instance(source, instance.document if owned and instance else None, key)
             if owned:
                 self.locks.renew()
                 try:
@@ -163,23 +176,29 @@ class Reconciler:
                         self.eureka.set_status(app, instance_id, InstanceStatus.DOWN.value)
                     else:
                         self.eureka.deregister(app, instance_id)
+                    _observe("deregister", event_time)
                 except EurekaRejected as err:
-                    log.error("Eureka refused to remove %s of %s: %s", key, source, err)
+                    log.error("Eureka refused to remove %s of %s: %s", key, about, err, extra=extra)
             untracked = self.store.untrack(key, source)
         if owned and keep_in_eureka:
-            log.info("set %s DOWN for %s; lease expiry removes it from Eureka", key, source)
+            log.info("set %s DOWN for %s; lease expiry removes it from Eureka", key, about, extra=extra)
         elif owned:
-            log.info("deregistered %s for %s", key, source)
+            log.info("deregistered %s for %s", key, about, extra=extra)
         for claimant in untracked.claimants:
-            log.info("instance %s is free: %s may take it", key, claimant)
+            log.info("instance %s is free: %s may take it", key, claimant,
+                     extra=logs.about(source=claimant, instance=key))
             self.requeue(claimant)
 
 
 def _describe(source: str, state: ContainerState | None) -> str:
     """`container web-1 (0123456789ab) on host host-a` for messages."""
-    host, container_id = keys.split_source(source)
-    name = state.container_name.lstrip("/") if state is not None else "?"
-    return f"container {name} ({container_id[:12]}) on host {host}"
+    return logs.describe(source, state.container_name if state is not None else None)
+
+
+def _observe(action: str, event_time: float | None) -> None:
+    """Time from the Docker event to this Eureka write (see metrics.EVENT_TO_EUREKA on the clocks)."""
+    if event_time is not None:
+        metrics.EVENT_TO_EUREKA.labels(action).observe(max(0.0, time.time() - event_time))
 
 
 def _only_status_differs(before: dict[str, Any], after: dict[str, Any]) -> bool:

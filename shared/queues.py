@@ -38,6 +38,16 @@ def registrar_queue(connection: redis.Redis) -> Queue:
     return Queue(REGISTRAR_QUEUE, connection=connection)
 
 
+def queue_keys(connection: redis.Redis) -> dict[str, dict[str, str]]:
+    """Each queue's Redis keys, as RQ names them, by job state: queued (a list), started and failed (registries)."""
+    found = {}
+    for name in (REGISTRAR_QUEUE, HEARTBEAT_QUEUE):
+        queue = Queue(name, connection=connection)
+        found[name] = {"queued": queue.key, "started": queue.started_job_registry.key,
+                       "failed": queue.failed_job_registry.key}
+    return found
+
+
 def enqueue_reconcile(queue: Queue, source: str, container_name: str, job_id: str, *, force: bool = False) -> Job:
     """Ask a registrar to make Eureka match `source`'s wanted state (`force`: re-register even if
     Redis says it is registered already)."""
@@ -55,11 +65,13 @@ def enqueue_cleanup(queue: Queue, host: str, job_id: str) -> Job:
                          result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL, description=f"cleanup {host}")
 
 
-def enqueue_heartbeats(queue: Queue, instance_keys: list[str], expires_after: float) -> Job:
-    """Renew `instance_keys`; a job still queued after `expires_after` seconds is dropped (their next
-    turn has come by then)."""
+def enqueue_heartbeats(queue: Queue, instance_keys: list[str], expires_after: float,
+                       due: list[float] | None = None) -> Job:
+    """Renew `instance_keys` (due at the Redis times `due`, to measure how late they are); a job still queued
+    after `expires_after` seconds is dropped (their next turn has come by then)."""
     first = instance_keys[0] if instance_keys else ""
     more = f" and {len(instance_keys) - 1} more" if len(instance_keys) > 1 else ""
-    return queue.enqueue(HEARTBEAT_JOB, instance_keys, ttl=max(1, int(expires_after)),
+    due_ms = None if due is None else [round(time, 3) for time in due]
+    return queue.enqueue(HEARTBEAT_JOB, instance_keys, due_ms, ttl=max(1, int(expires_after)),
                          job_timeout=defaults.JOB_TIMEOUT_SECONDS, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
                          description=f"heartbeat {first}{more}")

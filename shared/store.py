@@ -152,11 +152,13 @@ return due
 """
 
 # KEYS: heartbeat due, heartbeat interval.  ARGV: limit, interval for members without one.
-# Returns {shortest interval among them, due members...}, each member pushed back by its own interval.
+# Returns {shortest interval among them, then member, time it was due, for each due member}, each member
+# pushed back by its own interval.
 _CLAIM_HEARTBEATS = _NOW + """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, ARGV[1])
 local shortest = tonumber(ARGV[2])
-for _, member in ipairs(due) do
+for i = 1, #due, 2 do
+  local member = due[i]
   local interval = tonumber(redis.call('HGET', KEYS[2], member)) or tonumber(ARGV[2])
   shortest = math.min(shortest, interval)
   redis.call('ZADD', KEYS[1], now + interval, member)
@@ -244,10 +246,27 @@ class HostClaim:
 
 
 @dataclass(frozen=True)
+class StoredState:
+    """A container's wanted state (None once the container is gone), its generation, and the time (on the
+    Docker host's clock) of the Docker event that last changed it, if an event did."""
+    state: ContainerState | None
+    gen: str
+    event_time: float | None
+
+
+@dataclass(frozen=True)
 class TrackedInstance:
     key: str
     document: dict[str, Any]
     source: str
+
+
+@dataclass(frozen=True)
+class DueHeartbeats:
+    instance_keys: list[str]
+    # When each was due, in Redis time.
+    due: list[float]
+    shortest_interval: float
 
 
 @dataclass(frozen=True)
@@ -260,6 +279,12 @@ class HeartbeatTarget:
 class Untracked:
     removed: bool
     claimants: tuple[str, ...]
+
+
+def _stored_state(fields: list[str | None]) -> StoredState:
+    doc, gen, event_time = fields
+    return StoredState(ContainerState.model_validate_json(doc) if doc else None, gen or "0",
+                       float(event_time) if event_time else None)
 
 
 class Store:
@@ -348,8 +373,11 @@ class Store:
 
     def read_state(self, source: str) -> tuple[ContainerState | None, str]:
         """The wanted state (None once the container is gone) and its generation."""
-        doc, gen = self.redis.hmget(keys.state(source), "doc", "gen")
-        return (ContainerState.model_validate_json(doc) if doc else None), gen or "0"
+        stored = self.stored_state(source)
+        return stored.state, stored.gen
+
+    def stored_state(self, source: str) -> StoredState:
+        return _stored_state(self.redis.hmget(keys.state(source), "doc", "gen", "event_time"))
 
     def mark_applied(self, source: str, gen: str) -> bool:
         """Take `source` off the pending list, unless its state changed since generation `gen`."""
@@ -433,12 +461,12 @@ class Store:
 
     # --- heartbeater side -----------------------------------------------------------------------
 
-    def claim_heartbeats(self, limit: int) -> tuple[list[str], float]:
-        """Claim the instances whose heartbeat is due now, each pushed back by its interval; also
-        returns the shortest of their intervals."""
+    def claim_heartbeats(self, limit: int) -> DueHeartbeats:
+        """Claim the instances whose heartbeat is due now, each pushed back by its interval, with when
+        each was due and the shortest of their intervals."""
         shortest, *due = self._claim_heartbeats(keys=[keys.HEARTBEAT_DUE, keys.HEARTBEAT_INTERVAL],
                                                 args=[limit, defaults.DEFAULT_RENEWAL_INTERVAL_SECONDS])
-        return due, float(shortest)
+        return DueHeartbeats(due[0::2], [float(score) for score in due[1::2]], float(shortest))
 
     def heartbeat_targets(self, instance_keys: list[str]) -> list[HeartbeatTarget]:
         """The still-tracked instances among `instance_keys`, each with whether its source is live."""

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import docker
 
-from shared import config, defaults, logs, queues
+from shared import config, defaults, health, logs, metrics, queues
 from shared.connection import connect
 from shared.startup import wait_for
 from shared.store import Store
@@ -25,7 +25,8 @@ log = logging.getLogger("watcher")
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings = config.load_watcher(argv)
-    logs.setup("watcher", settings.log_level)
+    logs.setup("watcher", settings.log_level, settings.log_format)
+    endpoint = health.serve("watcher", settings.metrics_address, settings.metrics_port, metrics.registry_for("watcher"))
     looked_up_ip = _looked_up_ip(settings)
     client = connect(settings)
     wait_for("Redis", client.ping, settings)
@@ -39,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stderr.write(f"watcher: error: {err}\n")
         raise SystemExit(2) from None
 
+    logs.add_context(host=host)
     liveness = Liveness(store, host, token, settings.ttl, seq)
     rules = Rules(hostname=host, forced_ip=looked_up_ip or settings.ip, internal=settings.internal,
                   use_ip_from_label=settings.use_ip_from_label or None, tags=settings.tags,
@@ -47,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                           queues.registrar_queue(connect(settings, decode=False)), liveness, rules,
                           Ec2MetadataClient(settings.ec2_metadata_url))
     watcher = Watcher(settings, docker_client, publisher, liveness)
+    if endpoint is not None:
+        endpoint.checks = watcher.checks
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: watcher.stop.set())
     log.info("watcher started for host %s: Docker %s, liveness TTL %ss renewed every %ss",

@@ -15,7 +15,8 @@ from typing import Any
 import docker
 import requests
 
-from shared import defaults
+from shared import defaults, metrics
+from shared.health import Check
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class EventFollower:
         self.work = work
         self.stop = stop
         self._stream: Any = None
+        self._trouble = "not connected yet"
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -61,12 +63,20 @@ class EventFollower:
         if stream is not None:
             stream.close()
 
+    def check(self) -> Check:
+        """For /healthz: whether the event stream is open now."""
+        with self._lock:
+            connected, trouble = self._stream is not None, self._trouble
+        return Check("docker-events", connected, "following Docker events" if connected else trouble)
+
     def _follow(self) -> None:
         backoff, first = 1.0, True
         while not self.stop.is_set():
             try:
                 stream = self.docker.events(decode=True, filters={"type": "container"})
             except (docker.errors.DockerException, requests.RequestException) as err:
+                with self._lock:
+                    self._trouble = f"cannot follow Docker events: {err}"
                 log.warning("cannot follow Docker events (%s); retrying in %.0fs", err, backoff)
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, defaults.EVENTS_MAX_BACKOFF_SECONDS)
@@ -78,12 +88,15 @@ class EventFollower:
             first, backoff = False, 1.0
             try:
                 for raw in stream:
-                    self.work.put(parse_event(raw))
+                    event = parse_event(raw)
+                    metrics.DOCKER_EVENTS.labels(event.action).inc()
+                    self.work.put(event)
             except Exception as err:  # noqa: BLE001 - any break of the stream means reconnect
                 log.warning("Docker event stream broke: %s", err)
             finally:
                 with self._lock:
                     self._stream = None
+                    self._trouble = "the Docker event stream ended; reconnecting"
                 stream.close()
             if not self.stop.is_set():
                 log.warning("Docker event stream ended; reconnecting")

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from shared import keys
+from shared import keys, metrics
 from shared.store import Lease, Published, Store
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class Liveness:
         with self.lock:
             sources = [keys.source(self.host, container_id) for container_id in self._vouched & running]
             renewal = self.store.renew_liveness(self.host, self.token, sources, self.ttl, self._seq)
+        metrics.LIVENESS_ENTRIES.set(len(sources))
         if renewal.lease is Lease.TAKEN:
             raise IdentityLost(f"another watcher ({self.store.host_holder(self.host)}) took host identity "
                                f"{self.host!r} while this one could not renew it")

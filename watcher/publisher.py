@@ -24,7 +24,7 @@ import docker
 import requests
 from rq import Queue
 
-from shared import keys, queues
+from shared import keys, logs, metrics, queues
 from shared.config import WatcherConfig
 from shared.models import ContainerState, Ec2Metadata, InstanceStatus, Phase, ServiceRecord
 from shared.registration import wants_ec2_metadata
@@ -79,7 +79,9 @@ class Publisher:
     def on_event(self, event: Event) -> None:
         """Publish what `event` changes. Raises InspectFailed."""
         container_id, action = event.container_id, event.action
-        log.debug("event %s %s", action, container_id[:12])
+        name = event.attributes.get("name", "")
+        log.debug("event %s %s (%s)", action, name, container_id[:12],
+                  extra=logs.about(source=keys.source(self.host, container_id), container_name=name))
         if action == "kill":
             known = self._known.get(container_id)
             if known is None:
@@ -116,6 +118,7 @@ class Publisher:
         """Publish the state of every container on the host, and forget those that no longer exist.
         Returns the ids of the containers that could not be inspected (to retry). Raises Docker's and
         Redis's errors when listing fails."""
+        metrics.RESYNCS.inc()
         self.resolved_host_ip = self.settings.ip or hostip.resolve(self.host)
         present = [entry["Id"] for entry in self.docker.api.containers(all=True)]
         failed = []
@@ -143,7 +146,8 @@ class Publisher:
         try:
             container = self.docker.api.inspect_container(container_id)
         except docker.errors.NotFound:
-            log.info("container %s no longer exists: its services go", container_id[:12])
+            log.info("container %s no longer exists: its services go", container_id[:12],
+                     extra=logs.about(source=keys.source(self.host, container_id)))
             self._set_stopping(container_id, False)
             self._publish(container_id, None, DEFAULT_STOP_SIGNAL, force=force, event_time=event_time)
             return
@@ -159,7 +163,8 @@ class Publisher:
                                 ec2=self._ec2_metadata(derivation.services))
         if self._publish(container_id, state, stop_signal(container), force=force, event_time=event_time) or force:
             for problem in derivation.problems:
-                log.error("%s", problem)
+                log.error("%s", problem, extra=logs.about(source=keys.source(self.host, container_id),
+                                                          container_name=state.container_name))
 
     def _set_stopping(self, container_id: str, stopping: bool) -> None:
         if stopping == (container_id in self._stopping):
@@ -189,7 +194,8 @@ class Publisher:
             return self.docker.api.inspect_container(mode[len(CONTAINER_NETWORK_PREFIX):])
         except (docker.errors.DockerException, requests.RequestException) as err:
             log.warning("container %s: cannot inspect the container whose network it shares: %s",
-                        container["Id"][:12], err)
+                        container["Id"][:12], err, extra=logs.about(source=keys.source(self.host, container["Id"]),
+                                                                    container_name=container.get("Name")))
             return None
 
     def _publish(self, container_id: str, state: ContainerState | None, container_stop_signal: int, *,
@@ -201,6 +207,7 @@ class Publisher:
             published = self.store.publish_state(source, state, ttl=self.settings.ttl, sweep_after=SWEEP_AFTER_SECONDS,
                                                  job_id=job_id, force=force, event_time=event_time)
             self.liveness.note(container_id, vouched, published)
+        metrics.STATES_PUBLISHED.labels("changed" if published.changed else "unchanged").inc()
         if state is None:
             self._known.pop(container_id, None)
         else:

@@ -11,6 +11,10 @@ Threads:
   registrars for a cleanup, and for a second one once Eureka's cached listings show what the first missed.
 - ip-lookup (with -ip-lookup-source, `hostip.py`): a new IP is handed to the main thread, which
   re-syncs the host so every service moves to it.
+
+Healthy (/healthz, `checks`) means doing its job: the Docker event stream is open, the last liveness
+renewal succeeded within a few -ttl-refresh periods (Docker listed the containers and Redis took the
+renewal), and Redis answers now.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from typing import Union
 
 import docker
 
-from shared import defaults
+from shared import defaults, metrics
 from shared.config import WatcherConfig
+from shared.health import Check, Pulse, check_answers, check_recent
 from shared.periodic import every
 from watcher import hostip
 from watcher.events import Event, EventFollower, Resync
@@ -101,6 +106,17 @@ class Watcher:
         self.events = EventFollower(docker_client, self.work, self.stop)
         self.stalls = StallDetector()
         self.failure: Exception | None = None
+        self.renewed = Pulse()
+
+    def checks(self) -> list[Check]:
+        """What /healthz reports."""
+        renewal_limit = defaults.LIVENESS_RENEWALS_MISSED_UNHEALTHY * self.settings.ttl_refresh
+        found = [self.events.check(),
+                 check_recent("liveness-renewal", self.renewed, renewal_limit, "liveness last renewed"),
+                 check_answers("redis", self.publisher.store.redis.ping)]
+        if self.failure is not None:
+            found.append(Check("identity", False, str(self.failure)))
+        return found
 
     def run(self) -> None:
         """Work until `stop` is set or the watcher must end (then `failure` says why)."""
@@ -159,6 +175,11 @@ class Watcher:
             self.failure = err
             self.stop.set()
             return
+        except Exception:
+            metrics.LIVENESS_RENEWALS.labels("failed").inc()
+            raise
+        metrics.LIVENESS_RENEWALS.labels("ok").inc()
+        self.renewed.beat()
         if not renewal.intact:
             log.warning("Redis lost changes this watcher published (restarted empty, flushed, rolled back or "
                         "failed over): publishing every container again")

@@ -3,12 +3,14 @@ whether it still exists (SPEC section 5). `alb_resolver` builds what the registr
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import redis
 
-from registrar.albs.boto import Boto3Directory
-from registrar.albs.cache import CachedDirectory
-from registrar.albs.resolver import AlbResolver
 from shared import defaults
+
+if TYPE_CHECKING:
+    from registrar.albs.resolver import AlbResolver
 
 
 def alb_resolver(client: redis.Redis, *, check_interval: float = defaults.ALB_RENEWAL_INTERVAL_SECONDS,
@@ -16,5 +18,11 @@ def alb_resolver(client: redis.Redis, *, check_interval: float = defaults.ALB_RE
     """AWS through the fleet-wide cache in `client` (a Redis client that decodes responses); health and
     existence are asked of AWS at most once per `check_interval` seconds, and one lookup asks AWS for at
     most about `budget_seconds`."""
+    # Imported here: boto3 costs a worker 8 MB, which reading this process's AWS counters
+    # (registrar.albs.stats, for /metrics) should not.
+    from registrar.albs.boto import Boto3Directory
+    from registrar.albs.cache import CachedDirectory
+    from registrar.albs.resolver import AlbResolver
+
     return AlbResolver(CachedDirectory(client, Boto3Directory(), check_interval=check_interval),
                        budget_seconds=budget_seconds)

@@ -1,4 +1,5 @@
-"""Counters of this process's AWS traffic, in one place for the metrics endpoint to read."""
+"""Counters of this process's AWS traffic, in one place for the metrics endpoint to read
+(`shared.metrics.AwsCollector`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ class AwsStats:
 
     def error(self, kind: str) -> None:
         self._add(self.errors, kind)
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """A copy of every counter, taken at once."""
+        with self._lock:
+            return {"calls": dict(self.calls), "cache_hits": dict(self.cache_hits),
+                    "cache_misses": dict(self.cache_misses), "errors": dict(self.errors)}
 
     def _add(self, counter: Counter[str], key: str) -> None:
         with self._lock:
