@@ -116,7 +116,9 @@ class Parts:
 
     def start_component(self, module: str, *args: str) -> Process:
         self._started += 1
-        process = Process(f"{module}-{self._started}", python_module(module, *args), self.workdir, self.env).start()
+        # /metrics and /healthz served as in production, each on a port of its own (several workers run here).
+        env = {**self.env, "METRICS_ADDRESS": "127.0.0.1", "METRICS_PORT": str(free_port())}
+        process = Process(f"{module}-{self._started}", python_module(module, *args), self.workdir, env).start()
         spy = self._profile(process) if self.profile_dir is not None else None
         self._stack.callback(_stop, process, spy)
         return process

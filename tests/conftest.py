@@ -119,9 +119,11 @@ class Components:
 
 @pytest.fixture
 def components(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> Iterator[Components]:
-    # FAST_LEASE renews every second: below the production minimum, allowed here to keep tests short.
+    # FAST_LEASE renews every second: below the production minimum, allowed here to keep tests short. No
+    # /metrics and /healthz unless a test asks (with free ports): tests run side by side on one machine.
     started = Components(tmp_path, {"REDIS_URL": redis_url, "LOG_LEVEL": "DEBUG",
-                                    "REGISTRATOR_RETRY_INTERVAL": "200", "REGISTRATOR_MIN_RENEWAL_INTERVAL": "1"})
+                                    "REGISTRATOR_RETRY_INTERVAL": "200", "REGISTRATOR_MIN_RENEWAL_INTERVAL": "1",
+                                    "METRICS_PORT": "0"})
     yield started
     started.stop_all()
     report = getattr(request.node, "report_call", None)

@@ -428,3 +428,14 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     return cert, key
+
+
+def stubborn_job(seconds: float) -> None:
+    """An RQ job that outlives its timeout: RQ's timeout (an exception raised into the job) is swallowed, and
+    the job ends only after `seconds`. For a worker whose job is stuck."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.1)
+        except BaseException:  # noqa: BLE001 - being stuck is the point
+            pass

@@ -83,17 +83,9 @@ def test_definition_runs_the_component_with_options_it_accepts(kind: str, compon
     load(command[3:], definition["environment"])
 
 
-def _metrics_port_option(component: str) -> config.Option | None:
-    return next((option for option in COMPONENTS[component][0] if option.env == "METRICS_PORT"), None)
-
-
 @pytest.mark.parametrize(("kind", "component"), CASES)
-def test_health_check_asks_the_components_metrics_port(kind: str, component: str,
-                                                      request: pytest.FixtureRequest) -> None:
-    option = _metrics_port_option(component)
-    if option is None:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="-metrics-port / METRICS_PORT is not an option "
-                                              "yet: it comes with issue 10's metrics and health endpoints"))
+def test_health_check_asks_the_components_metrics_port(kind: str, component: str) -> None:
+    [option] = [option for option in COMPONENTS[component][0] if option.env == "METRICS_PORT"]
     definition = DEFINITIONS[kind](component)
     [port] = HEALTH_PORT.findall(definition["health"])
     assert int(port) == int(definition["environment"].get("METRICS_PORT") or option.default)

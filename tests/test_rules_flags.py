@@ -184,7 +184,7 @@ def test_failed_ip_lookup_at_startup_ends_the_watcher_with_exit_on_ip_lookup_fai
     result = subprocess.run([sys.executable, "-m", "watcher", "-ip-lookup-source", unanswered,
                              "-exit-on-ip-lookup-failure", "-ip-lookup-retries", "2", "-retry-interval", "100"],
                             cwd=REPO, capture_output=True, text=True, timeout=60,
-                            env={"PATH": "/usr/bin:/bin", "REDIS_URL": "redis://127.0.0.1:1/0"})
+                            env={"PATH": "/usr/bin:/bin", "REDIS_URL": "redis://127.0.0.1:1/0", "METRICS_PORT": "0"})
     assert result.returncode == 1
     assert result.stderr.count("IP lookup attempt") == 2
     assert f"IP lookup from {unanswered} failed 2 times; exiting (-exit-on-ip-lookup-failure)" in result.stderr

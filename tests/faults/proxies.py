@@ -101,7 +101,18 @@ class DockerProxy(_Proxy):
         self.host = f"unix://{self.path}"
         self.failing_inspects = False
         self._streams: list[threading.Event] = []
+        self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+
+    def go_away(self) -> None:
+        """As if the daemon died: no connection is accepted any more, and every open one is cut."""
+        self.close()
+        with self._lock:
+            for connection in self._open:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def stall_event_streams(self) -> None:
         """Every event stream open now goes silent (stays open, forwards nothing more); new ones work."""
@@ -120,8 +131,9 @@ class DockerProxy(_Proxy):
             return
         stalled = threading.Event()
         is_events = "/events" in path
-        if is_events:
-            with self._lock:
+        with self._lock:
+            self._open.add(client)
+            if is_events:
                 self._streams.append(stalled)
         try:
             with socket.socket(socket.AF_UNIX) as upstream:
@@ -131,8 +143,9 @@ class DockerProxy(_Proxy):
                     if not stalled.is_set():
                         client.sendall(chunk)
         finally:
-            if is_events:
-                with self._lock:
+            with self._lock:
+                self._open.discard(client)
+                if is_events:
                     self._streams.remove(stalled)
 
 
