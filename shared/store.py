@@ -403,11 +403,11 @@ class Store:
     def tracked_instances(self, source: str) -> dict[str, TrackedInstance]:
         """The instances the registrar registered for `source` and still owns."""
         instance_keys = sorted(self.redis.smembers(keys.source_instances(source)))
-        found = self._instances(instance_keys)
+        found = self.instances(instance_keys)
         return {key: instance for key, instance in found.items() if instance.source == source}
 
     def instance(self, key: str) -> TrackedInstance | None:
-        return self._instances([key]).get(key)
+        return self.instances([key]).get(key)
 
     def track(self, key: str, source: str, document: dict[str, Any], interval: int) -> str:
         """Record that `source` registered `document` as instance `key`; its heartbeats start after
@@ -470,7 +470,7 @@ class Store:
 
     def heartbeat_targets(self, instance_keys: list[str]) -> list[HeartbeatTarget]:
         """The still-tracked instances among `instance_keys`, each with whether its source is live."""
-        found = list(self._instances(instance_keys).values())
+        found = list(self.instances(instance_keys).values())
         pipe = self.redis.pipeline(transaction=False)
         for instance in found:
             pipe.exists(keys.live(instance.source))
@@ -479,7 +479,61 @@ class Store:
     def is_live(self, source: str) -> bool:
         return bool(self.redis.exists(keys.live(source)))
 
-    def _instances(self, instance_keys: list[str]) -> dict[str, TrackedInstance]:
+    # --- readers (the status view): reads only, through the indexes, never SCAN or KEYS -----------
+
+    def hosts(self) -> dict[str, float]:
+        """Every host Redis knows, with the time (Redis) its watcher last renewed liveness."""
+        return dict(self.redis.zrange(keys.HOSTS, 0, -1, withscores=True))
+
+    def served_hosts(self, hosts: list[str]) -> dict[str, bool]:
+        """Whether a watcher holds each host's lease now."""
+        pipe = self.redis.pipeline(transaction=False)
+        for host in hosts:
+            pipe.exists(keys.host_watcher(host))
+        return {host: bool(held) for host, held in zip(hosts, pipe.execute())}
+
+    def sources_of(self, hosts: list[str]) -> dict[str, set[str]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for host in hosts:
+            pipe.smembers(keys.host_sources(host))
+        return dict(zip(hosts, pipe.execute()))
+
+    def stored_states(self, sources: list[str]) -> dict[str, StoredState]:
+        pipe = self.redis.pipeline(transaction=False)
+        for source in sources:
+            pipe.hmget(keys.state(source), "doc", "gen", "event_time")
+        return {source: _stored_state(fields) for source, fields in zip(sources, pipe.execute())}
+
+    def liveness_left(self, sources: list[str]) -> dict[str, float | None]:
+        """Seconds each source's liveness entry has left (None: it has none)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for source in sources:
+            pipe.pttl(keys.live(source))
+        return {source: left / 1000 if left >= 0 else None for source, left in zip(sources, pipe.execute())}
+
+    def instance_keys_of(self, sources: list[str]) -> dict[str, set[str]]:
+        """The instance keys the registrar noted for each source (see `tracked_instances` for which it owns)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for source in sources:
+            pipe.smembers(keys.source_instances(source))
+        return dict(zip(sources, pipe.execute()))
+
+    def heartbeat_schedule(self) -> dict[str, float]:
+        """Every registered instance, with the time (Redis) its next heartbeat is due."""
+        return dict(self.redis.zrange(keys.HEARTBEAT_DUE, 0, -1, withscores=True))
+
+    def claimants(self, instance_keys: list[str]) -> dict[str, set[str]]:
+        """The sources refused each instance while its owner wants it."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in instance_keys:
+            pipe.smembers(keys.instance_claimants(key))
+        return {key: members for key, members in zip(instance_keys, pipe.execute()) if members}
+
+    def pending_tries(self) -> dict[str, int]:
+        return {source: int(tries) for source, tries in self.redis.hgetall(keys.PENDING_TRIES).items()}
+
+    def instances(self, instance_keys: list[str]) -> dict[str, TrackedInstance]:
+        """The tracked instances among `instance_keys`."""
         pipe = self.redis.pipeline(transaction=False)
         for key in instance_keys:
             pipe.hmget(keys.instance(key), "doc", "source")
