@@ -104,8 +104,9 @@ def test_every_component_counts_what_it_did_and_is_healthy(observed: SimpleNames
     assert ("registrator_queue_jobs", frozenset({("queue", "heartbeat"), ("state", "failed")})) in heartbeater
 
     for component in COMPONENTS:
-        status, body = wait_until(lambda: answer if (answer := health(ports[component]))[0] == 200 else None,
-                                  10, f"{component} healthy")
+        port = ports[component]
+        _, body = wait_until(lambda: answer if (answer := health(port))[0] == 200 else None,  # noqa: B023
+                             10, f"{component} healthy")
         assert body["healthy"] is True
         assert {check["name"] for check in body["checks"]} >= {"redis"}
         assert all(check["ok"] for check in body["checks"])
@@ -125,8 +126,8 @@ def test_a_watcher_whose_docker_is_gone_is_unhealthy(observed: SimpleNamespace) 
     wait_until(lambda: health(port)[0] == 200, 10, "the watcher healthy")
 
     observed.docker_proxy.go_away()
-    status, body = wait_until(lambda: answer if (answer := health(port))[0] == 503 else None, 10,
-                              "the watcher to answer 503")
+    _, body = wait_until(lambda: answer if (answer := health(port))[0] == 503 else None, 10,
+                         "the watcher to answer 503")
     checks = {check["name"]: check for check in body["checks"]}
     assert body["healthy"] is False
     assert checks["docker-events"]["ok"] is False
@@ -146,8 +147,8 @@ def test_a_worker_whose_job_outlives_its_timeout_is_unhealthy(observed: SimpleNa
     queue = Queue(queues.REGISTRAR_QUEUE, connection=observed.redis)
     # RQ's timeout of 1 s is swallowed; the job keeps the worker for 14 s (the margin is 10 s).
     queue.enqueue("tests.support.stubborn_job", 14, job_timeout=1, description="stubborn job")
-    status, body = wait_until(lambda: answer if (answer := health(port))[0] == 503 else None, 16,
-                              "the registrar to answer 503", interval=0.5)
+    _, body = wait_until(lambda: answer if (answer := health(port))[0] == 503 else None, 16,
+                         "the registrar to answer 503", interval=0.5)
     [worker_check] = [check for check in body["checks"] if check["name"] == "rq-worker"]
     assert "'stubborn job'" in worker_check["detail"] and "stuck" in worker_check["detail"]
     wait_until(lambda: health(port)[0] == 200, 10, "the registrar healthy again once the job ended")

@@ -68,9 +68,10 @@ def test_status_shows_every_instance_and_why_it_differs(system: SimpleNamespace,
     up = run_web(system.docker, "web-up", up_port, environment=FAST_LEASE)
     down = run_web(system.docker, "web-down", down_port, environment=FAST_LEASE)
     # The default renewal interval (30 s): no heartbeat puts it back in Eureka while the test looks.
-    lost = run_web(system.docker, "web-lost", lost_port)
+    run_web(system.docker, "web-lost", lost_port)
     for port in (up_port, down_port, lost_port):
-        wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{port}"), 10, f"WEB/{HOST_IP}_{port}")
+        wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{port}"), 10,  # noqa: B023
+                   f"WEB/{HOST_IP}_{port}")
     down.pause()
     wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{down_port}")["status"] == "DOWN", 10, "DOWN")
     system.eureka.session.delete(f"{system.eureka.address}/apps/WEB/{HOST_IP}_{lost_port}", timeout=5)
