@@ -3,8 +3,9 @@
 - Redis: REDIS_URL if set, else a redis-server on 127.0.0.1:6379 (reused if one already answers there).
 - Docker: DOCKER_HOST (or /var/run/docker.sock) if it answers, else a private dockerd under .run/.
 - Eureka: EUREKA_URL if set, else the dev Eureka server on 127.0.0.1:8761.
-- Then the watcher, a registrar and a heartbeater, each a process with its output prefixed, and the RQ
-  dashboard on 127.0.0.1:9181 (DASHBOARD_PORT to change it).
+- Then the watcher, a registrar and a heartbeater, each a process with its output prefixed and its /metrics
+  and /healthz on 127.0.0.1:9101, 9102 and 9103 (WATCHER_METRICS_PORT, REGISTRAR_METRICS_PORT,
+  HEARTBEATER_METRICS_PORT to change them), and the RQ dashboard on 127.0.0.1:9181 (DASHBOARD_PORT).
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
+from shared import defaults
+
 import docker
 import redis
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
+METRICS_PORTS = {"watcher": defaults.WATCHER_METRICS_PORT, "registrar": defaults.REGISTRAR_METRICS_PORT,
+                 "heartbeater": defaults.HEARTBEATER_METRICS_PORT}
 STATE = REPO / ".run"
 DEFAULT_DOCKER = "unix:///var/run/docker.sock"
 
@@ -169,18 +174,36 @@ def start_eureka(stack: Stack) -> str:
 def start_dashboard(stack: Stack, redis_url: str) -> str:
     """rq-dashboard on the system's Redis. The URL goes in its environment, not its command line (which `ps`
     shows); the page shows it with any password masked."""
-    port = int(os.environ.get("DASHBOARD_PORT") or 9181)
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            raise SystemExit(f"port {port} for the RQ dashboard is taken: set DASHBOARD_PORT to a free one") from None
+    port = _free_port("DASHBOARD_PORT", 9181, "the RQ dashboard")
     url = f"http://127.0.0.1:{port}/"
     stack.start("dashboard", [sys.executable, "-m", "rq_dashboard", "--bind", "127.0.0.1", "--port", str(port)],
                 {"RQ_DASHBOARD_REDIS_URL": redis_url})
     _wait(lambda: requests.get(url, timeout=1).ok, "the RQ dashboard")
     return url
+
+
+def _free_port(variable: str, default: int, what: str) -> int:
+    """The port in `variable` (else `default`), once it is known to be free on 127.0.0.1."""
+    port = int(os.environ.get(variable) or default)
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise SystemExit(f"port {port} for {what} is taken: set {variable} to a free one") from None
+    return port
+
+
+def start_components(stack: Stack, env: dict[str, str]) -> dict[str, str]:
+    """The registrar, the heartbeater and the watcher, each with /metrics and /healthz on a port of its own on
+    127.0.0.1; returns their endpoints' URLs."""
+    urls = {}
+    for component in ("registrar", "heartbeater", "watcher"):
+        port = _free_port(f"{component.upper()}_METRICS_PORT", METRICS_PORTS[component], f"the {component}'s /metrics")
+        stack.start(component, [sys.executable, "-m", component],
+                    {**env, "METRICS_ADDRESS": "127.0.0.1", "METRICS_PORT": str(port)})
+        urls[component] = f"http://127.0.0.1:{port}"
+    return urls
 
 
 def without_password(url: str) -> str:
@@ -201,8 +224,7 @@ def main() -> None:
     try:
         env = {"REDIS_URL": start_redis(stack), "DOCKER_HOST": start_docker(stack),
                "EUREKA_URL": start_eureka(stack)}
-        for component in ("registrar", "heartbeater", "watcher"):
-            stack.start(component, [sys.executable, "-m", component], env)
+        endpoints = start_components(stack, env)
         dashboard = start_dashboard(stack, env["REDIS_URL"])
         eureka = [without_password(url.strip()) for url in env["EUREKA_URL"].split(",")]
         print(f"""
@@ -210,6 +232,8 @@ def main() -> None:
   Redis:      {without_password(env['REDIS_URL'])}
   Docker:     {env['DOCKER_HOST']}
   Dashboard:  {dashboard}  (RQ queues, workers and jobs)
+  Metrics:    {', '.join(f"{name} {url}/metrics" for name, url in endpoints.items())}  (and /healthz)
+  Status:     REDIS_URL={without_password(env['REDIS_URL'])} EUREKA_URL={','.join(eureka)} {sys.executable} -m status
   Try:        docker -H {env['DOCKER_HOST']} run -d -p 18080:80 -e SERVICE_NAME=web local/busybox httpd -f -p 80 -h /
   Ctrl-C stops everything started here.
 """, flush=True)
