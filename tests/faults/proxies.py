@@ -106,6 +106,9 @@ class DockerProxy(_Proxy):
 
     def go_away(self) -> None:
         """As if the daemon died: no connection is accepted any more, and every open one is cut."""
+        # Closing alone would not stop an accept() already waiting in another thread: it still takes the next
+        # connection. A listening socket that is shut down refuses it.
+        self.listener.shutdown(socket.SHUT_RDWR)
         self.close()
         with self._lock:
             for connection in self._open:
