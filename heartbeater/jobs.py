@@ -9,7 +9,7 @@ from shared.worker import Connections, JobContext
 
 
 def build(connections: Connections[HeartbeaterConfig]) -> Heartbeater:
-    return Heartbeater(connections.store, connections.eureka)
+    return Heartbeater(connections.store, connections.eureka, connections.settings.tick)
 
 
 context: JobContext[HeartbeaterConfig, Heartbeater] = JobContext(config.load_heartbeater, build)

@@ -142,6 +142,6 @@ LIVENESS_RENEWALS_MISSED_UNHEALTHY = 3
 # of its periodic task (the registrar's sweep, the heartbeater's ticker) runs longer than a job may.
 STUCK_MARGIN_SECONDS = 10
 PERIODIC_STUCK_SECONDS = JOB_TIMEOUT_SECONDS
-# A heartbeat is counted as missed when it is renewed more than this fraction of its renewal interval
-# after it was due (3 s of the default 30 s).
+# A heartbeat is counted as missed when it is renewed more than this fraction of its renewal interval (3 s
+# of the default 30 s), plus the ticker's step (-tick), after it was due.
 HEARTBEAT_LATE_FRACTION = 0.1

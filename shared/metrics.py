@@ -69,7 +69,8 @@ HEARTBEATS = Counter(
     "rest of the batch waits for its next turn)", ["outcome"], registry=None)
 HEARTBEATS_MISSED = Counter(
     "registrator_heartbeats_missed",
-    "Renewals sent more than a tenth of their instance's renewal interval after they were due", registry=None)
+    "Renewals sent later than a tenth of their instance's renewal interval, plus the ticker's step (-tick), "
+    "after they were due", registry=None)
 HEARTBEAT_LATENESS = Histogram("registrator_heartbeat_lateness_seconds",
                                "How long after it was due each renewal was sent (times from Redis)",
                                buckets=LATENESS_BUCKETS, registry=None)

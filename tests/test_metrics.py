@@ -4,7 +4,10 @@ Docker is gone and from a worker whose job is stuck."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import time
 from types import SimpleNamespace
 from typing import Iterator
 
@@ -166,3 +169,23 @@ def test_a_metrics_port_in_use_ends_the_component_with_a_message_naming_it(compo
         assert registrar.popen.wait(30) == 1
     assert f"registrar: cannot serve /healthz and /metrics on 127.0.0.1 port {port}: Address already in use" \
         in registrar.log()
+
+
+def test_renewals_sent_late_are_counted_as_missed(observed: SimpleNamespace) -> None:
+    port = observed.ports["heartbeater"]
+    run_web(observed.docker, "web1", free_port(), environment=FAST_LEASE)
+    wait_until(lambda: value(scrape(port), "registrator_heartbeats_total", outcome="renewed") >= 2, 10,
+               "renewals every second")
+    missed = value(scrape(port), "registrator_heartbeats_missed_total")
+    heartbeater = next(process for process in observed.components.started if process.name == "heartbeater")
+    # Frozen for 2 s, it claims nothing: its next renewal comes about 2 s after it was due (tolerance: a tenth
+    # of the 1 s interval plus the 0.5 s tick).
+    os.kill(heartbeater.popen.pid, signal.SIGSTOP)
+    try:
+        time.sleep(2)
+    finally:
+        os.kill(heartbeater.popen.pid, signal.SIGCONT)
+    late = wait_until(lambda: samples if value(samples := scrape(port), "registrator_heartbeats_missed_total")
+                      > missed else None, 10, "a missed renewal counted")
+    assert value(late, "registrator_heartbeat_lateness_seconds_bucket", le="1.0") \
+        < value(late, "registrator_heartbeat_lateness_seconds_count")
