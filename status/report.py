@@ -71,17 +71,17 @@ def _row(snapshot: Snapshot, source: str, key: str, wanted: str | None) -> Row:
     pending = None
     if source in snapshot.pending:
         event_time = stored.event_time if stored else None
-        pending = Pending(None if event_time is None else max(0.0, snapshot.local_now - event_time),
-                          snapshot.tries.get(source, 0), snapshot.pending[source] - snapshot.redis_now)
+        pending = Pending(None if event_time is None else _round(max(0.0, snapshot.local_now - event_time)),
+                          snapshot.tries.get(source, 0), _round(snapshot.pending[source] - snapshot.redis_now))
     facts = _Facts(snapshot, source, host, wanted, registered, owner, eureka, snapshot.liveness_left.get(source),
                    pending, state.phase if state else None)
     return Row(
         host=host, container_id=container_id[:12], container_name=(name or "").lstrip("/"), instance=key,
         wanted=wanted, registered=registered, owner=owner, eureka=eureka,
         liveness_ttl_seconds=facts.live, last_renewal_seconds_ago=(
-            max(0.0, snapshot.local_now - renewed_ms / 1000) if isinstance(renewed_ms, (int, float)) and renewed_ms
-            else None),
-        next_heartbeat_in_seconds=(snapshot.next_heartbeat[key] - snapshot.redis_now
+            _round(max(0.0, snapshot.local_now - renewed_ms / 1000)) if isinstance(renewed_ms, (int, float))
+            and renewed_ms else None),
+        next_heartbeat_in_seconds=(_round(snapshot.next_heartbeat[key] - snapshot.redis_now)
                                    if registered and key in snapshot.next_heartbeat else None),
         pending=pending, reasons=tuple(_reasons(facts)))
 
@@ -140,8 +140,8 @@ def _watcher_gone(facts: _Facts) -> str:
 
 def _pending(pending: Pending) -> str:
     since = "" if pending.since_seconds is None else f" since {_seconds(pending.since_seconds)}"
-    tries = f"{pending.tries} {'try' if pending.tries == 1 else 'tries'}"
-    return f"pending{since}, {tries}, next in {_seconds(max(0.0, pending.next_try_in_seconds))}"
+    retried = f", retried {pending.tries} time{'s' if pending.tries > 1 else ''}" if pending.tries else ""
+    return f"pending{since}{retried}, next try in {_seconds(max(0.0, pending.next_try_in_seconds))}"
 
 
 def _eureka_status(snapshot: Snapshot, key: str) -> str:
@@ -153,6 +153,10 @@ def _eureka_status(snapshot: Snapshot, key: str) -> str:
 
 def _container_name(document: dict[str, Any] | None) -> str | None:
     return ((document or {}).get("metadata") or {}).get("container-name")
+
+
+def _round(seconds: float) -> float:
+    return round(seconds, 1)
 
 
 def _seconds(seconds: float) -> str:

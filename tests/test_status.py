@@ -19,6 +19,8 @@ from tests.conftest import FAST_LEASE, HOST, HOST_IP, run_web
 from tests.support import REPO, free_port, wait_until
 
 READER_PASSWORD = "status-reader-pw"
+# The status view's last outputs (table, JSON), kept like the dashboard's screenshots.
+ARTIFACTS = REPO / ".artifacts" / "status"
 OTHER_HOST = "host-b"
 
 
@@ -34,6 +36,8 @@ def status(system: SimpleNamespace, *args: str, eureka: bool = True) -> subproce
 def rows_by_instance(system: SimpleNamespace) -> dict[tuple[str, str], dict]:
     result = status(system, "--json")
     assert result.returncode == 0, result.stderr
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "status.json").write_text(result.stdout)
     document = json.loads(result.stdout)
     return {(row["host"], row["instance"]): row for row in document["instances"]}
 
@@ -100,7 +104,7 @@ def test_status_shows_every_instance_and_why_it_differs(system: SimpleNamespace,
     assert refused["container_name"] == "twin" and refused["owner"] == keys.source(HOST, up.id)
     assert refused["registered"] is False and refused["wanted"] == "UP"
     assert refused["reasons"][0] == f"refused: instance owned by container web-up ({up.id[:12]}) on host {HOST}"
-    assert refused["reasons"][1].startswith("pending, ") and "next in" in refused["reasons"][1]
+    assert refused["reasons"][1].startswith("pending") and "next try in" in refused["reasons"][1]
     assert refused["pending"]["tries"] >= 0
     assert len(rows) == 4
 
@@ -113,8 +117,7 @@ def test_status_shows_every_instance_and_why_it_differs(system: SimpleNamespace,
     assert any(f"twin ({claimant[-64:][:12]})" in line and "UP (refused)" in line and "refused: instance owned by"
                in line for line in lines)
     assert any("web-lost" in line and "missing in Eureka" in line for line in lines)
-    (REPO / ".artifacts").mkdir(exist_ok=True)
-    (REPO / ".artifacts" / "status-table.txt").write_text(table.stdout)
+    (ARTIFACTS / "status-table.txt").write_text(table.stdout)
 
     # Without Eureka's view: what Redis says, Eureka's column unknown.
     redis_only = status(system, eureka=False)
