@@ -38,7 +38,11 @@ class Row:
     # The status Eureka holds; "missing": Eureka does not know it; "?": Eureka was not read.
     eureka: str
     liveness_ttl_seconds: float | None
-    last_renewal_seconds_ago: float | None
+    # From Eureka's lease: when it was last renewed (None: not since it was registered) and when Eureka lets it
+    # expire without another renewal.
+    last_heartbeat_seconds_ago: float | None
+    lease_expires_in_seconds: float | None
+    # From Redis: when a heartbeater renews it next.
     next_heartbeat_in_seconds: float | None
     pending: Pending | None
     reasons: tuple[str, ...]
@@ -66,8 +70,7 @@ def _row(snapshot: Snapshot, source: str, key: str, wanted: str | None) -> Row:
     owner = instance.source if instance is not None and not registered else None
     name = state.container_name if state else _container_name(instance.document if registered else None)
     eureka = _eureka_status(snapshot, key)
-    record = (snapshot.eureka.records.get(key) if snapshot.eureka else None) or {}
-    renewed_ms = (record.get("leaseInfo") or {}).get("lastRenewalTimestamp")
+    lease = _Lease.of((snapshot.eureka.records.get(key) if snapshot.eureka else None) or {}, snapshot.local_now)
     pending = None
     if source in snapshot.pending:
         event_time = stored.event_time if stored else None
@@ -78,12 +81,31 @@ def _row(snapshot: Snapshot, source: str, key: str, wanted: str | None) -> Row:
     return Row(
         host=host, container_id=container_id[:12], container_name=(name or "").lstrip("/"), instance=key,
         wanted=wanted, registered=registered, owner=owner, eureka=eureka,
-        liveness_ttl_seconds=facts.live, last_renewal_seconds_ago=(
-            _round(max(0.0, snapshot.local_now - renewed_ms / 1000)) if isinstance(renewed_ms, (int, float))
-            and renewed_ms else None),
-        next_heartbeat_in_seconds=(_round(snapshot.next_heartbeat[key] - snapshot.redis_now)
+        liveness_ttl_seconds=facts.live, last_heartbeat_seconds_ago=lease.renewed_ago,
+        lease_expires_in_seconds=lease.expires_in, next_heartbeat_in_seconds=(_round(snapshot.next_heartbeat[key] - snapshot.redis_now)
                                    if registered and key in snapshot.next_heartbeat else None),
         pending=pending, reasons=tuple(_reasons(facts)))
+
+
+@dataclass(frozen=True)
+class _Lease:
+    renewed_ago: float | None
+    expires_in: float | None
+
+    @classmethod
+    def of(cls, record: dict[str, Any], now: float) -> _Lease:
+        """Netflix Eureka's lease (Lease.java): a renewal sets `lastUpdateTimestamp` to the renewal time plus
+        `durationInSecs`, and reads show it as `lastRenewalTimestamp` (a registration sets it to its own time);
+        the lease expires `durationInSecs` after it. The dev Eureka does the same by default."""
+        lease = record.get("leaseInfo") or {}
+        updated, registered = lease.get("lastRenewalTimestamp"), lease.get("registrationTimestamp")
+        duration = lease.get("durationInSecs")
+        if not isinstance(updated, (int, float)) or not isinstance(duration, (int, float)) or not updated:
+            return cls(None, None)
+        expires_in = _round(updated / 1000 + duration - now)
+        if isinstance(registered, (int, float)) and updated <= registered:
+            return cls(None, expires_in)
+        return cls(_round(max(0.0, now - (updated / 1000 - duration))), expires_in)
 
 
 @dataclass(frozen=True)
@@ -183,8 +205,8 @@ def table(found: Sequence[Row], trouble: str | None = None) -> str:
 
 def _cells(row: Row) -> tuple[str, ...]:
     heartbeat = "-"
-    if row.last_renewal_seconds_ago is not None:
-        heartbeat = f"{_seconds(row.last_renewal_seconds_ago)} ago"
+    if row.last_heartbeat_seconds_ago is not None:
+        heartbeat = f"{_seconds(row.last_heartbeat_seconds_ago)} ago"
     elif row.next_heartbeat_in_seconds is not None:
         heartbeat = f"due in {_seconds(max(0.0, row.next_heartbeat_in_seconds))}"
     wanted = row.wanted or "-"
