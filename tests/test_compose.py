@@ -114,6 +114,12 @@ def test_compose_stack_registers_scales_and_deregisters(stack: ComposeStack,
     # The watcher runs in a container, yet names its host as the engine does, not by the container's name.
     assert instance["metadata"]["docker-host"] == docker_client.info()["Name"]
 
+    # Each component's health check (its /healthz, asked from inside the container) passes.
+    for service in ("watcher", "registrar", "heartbeater"):
+        [container_id] = stack.containers(service)
+        wait_until(lambda: docker_client.api.inspect_container(container_id)["State"]["Health"]["Status"]  # noqa: B023
+                   == "healthy", 60, f"the {service} container healthy")
+
     stack("up", "-d", "--scale", "registrar=3")
     assert len(stack.containers("registrar")) == 3
     registrars = wait_until(lambda: names if len(names := _workers(stack, "registrar")) == 3 else None, 60,
