@@ -14,8 +14,9 @@ import redis
 
 from shared import config
 from shared.config import without_passwords
+from shared.connection import connect
 from shared.eureka import EurekaClient
-from shared.store import Store, connect
+from shared.store import Store
 from status import report, snapshot
 
 
@@ -27,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         eureka = EurekaClient(settings.eureka_url, settings.eureka_timeout, attempts=1,
                               ca_bundle=settings.eureka_ca_bundle)
     try:
-        read = snapshot.read(Store(connect(settings.redis_url)), eureka)
+        read = snapshot.read(Store(connect(settings)), eureka)
     except redis.RedisError as err:
         sys.stderr.write(f"registrator-status: error: cannot read Redis: "
                          f"{without_passwords(f'{type(err).__name__}: {err}')}\n")

@@ -1,9 +1,10 @@
 """No credential anywhere: the whole system as `make run` starts it (watcher, registrar, heartbeater, RQ
 dashboard) on a password-protected Redis and a Eureka behind basic auth, logging at DEBUG as text and as JSON,
 drives a container through registration, heartbeats and deregistration. Then every component's output, its
-/metrics and /healthz, the dashboard's data, the status view (table and JSON) and every process's command
-line are searched for both passwords. The JSON lines are checked to be one object per line, naming the
-container, host and instance they are about."""
+/metrics and /healthz, the dashboard's data, the status view (table and JSON), every process's command line and
+everything in Redis are searched for both passwords (`tests/test_redis_credentials.py` does the same for the
+components started one by one, and for a wrong Redis password). The JSON lines are checked to be one object
+per line, naming the container, host and instance they are about."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from typing import Iterator
 
 import docker
 import pytest
-import redis
 import requests
 
 from tests.conftest import FAST_LEASE, HOST, HOST_IP, run_web
-from tests.support import DevEureka, DockerEngine, Process, free_port, require_program, wait_until
+from tests.support import DevEureka, DockerEngine, Process, RedisServer, free_port, wait_until
+from tests.test_redis_credentials import everything_in
 
 REDIS_PASSWORD = f"redis-secret-{secrets.token_hex(6)}"
 EUREKA_PASSWORD = f"eureka-secret-{secrets.token_hex(6)}"
@@ -31,13 +32,9 @@ PREFIXED = re.compile(r"^\s*(\w+) \| (.*)$")
 
 
 @pytest.fixture
-def protected_redis(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    server = Process("redis-with-password", [
-        require_program("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-        "--appendonly", "no", "--requirepass", REDIS_PASSWORD, "--dir", str(tmp_path)], tmp_path).start()
-    wait_until(lambda: redis.Redis(port=port, password=REDIS_PASSWORD).ping(), 10, "redis-server with a password")
-    yield f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
+def protected_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path, password=REDIS_PASSWORD).start()
+    yield server
     server.stop()
 
 
@@ -66,12 +63,12 @@ def descendants(pid: int) -> list[int]:
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
-def test_no_output_shows_a_password(log_format: str, protected_redis: str, protected_eureka: DevEureka,
+def test_no_output_shows_a_password(log_format: str, protected_redis: RedisServer, protected_eureka: DevEureka,
                                     docker_engine: DockerEngine, docker_client: docker.DockerClient,
                                     tmp_path: Path) -> None:
-    assert REDIS_PASSWORD in protected_redis and EUREKA_PASSWORD in protected_eureka.url
+    assert REDIS_PASSWORD in protected_redis.url and EUREKA_PASSWORD in protected_eureka.url
     ports = {component: free_port() for component in (*COMPONENTS, "dashboard")}
-    env = {"REDIS_URL": protected_redis, "EUREKA_URL": protected_eureka.url, "DOCKER_HOST": docker_engine.host,
+    env = {"REDIS_URL": protected_redis.url, "EUREKA_URL": protected_eureka.url, "DOCKER_HOST": docker_engine.host,
            "LOG_LEVEL": "DEBUG", "LOG_FORMAT": log_format, "REGISTRATOR_RETRY_INTERVAL": "200",
            "REGISTRATOR_MIN_RENEWAL_INTERVAL": "1", "DASHBOARD_PORT": str(ports["dashboard"]),
            **{f"{component.upper()}_METRICS_PORT": str(ports[component]) for component in COMPONENTS}}
@@ -98,7 +95,7 @@ def test_no_output_shows_a_password(log_format: str, protected_redis: str, prote
         seen += [requests.get(f"{dashboard}/{page}", timeout=10).text
                  for page in ("", "0/data/queues.json", "0/data/workers.json", "0/data/jobs/heartbeat/queued/20/asc/1",
                               "0/data/jobs/registrar/failed/20/asc/1")]
-        status_env = {"PATH": "/usr/bin:/bin", "REDIS_URL": protected_redis, "EUREKA_URL": protected_eureka.url}
+        status_env = {"PATH": "/usr/bin:/bin", "REDIS_URL": protected_redis.url, "EUREKA_URL": protected_eureka.url}
         for args in ((), ("--json",)):
             status = subprocess.run([sys.executable, "-m", "status", *args], cwd=tmp_path, env=status_env,
                                     capture_output=True, text=True, timeout=60)
@@ -116,6 +113,9 @@ def test_no_output_shows_a_password(log_format: str, protected_redis: str, prote
         run.stop(timeout=60)
     output = run.log()
     assert "secret-web" in output
+    with protected_redis.client() as client:
+        seen.append(repr(list(everything_in(client))))
+    assert "secret-web" in seen[-1]  # Redis holds the container's state: what was searched is not empty
     for text in (output, *seen):
         assert REDIS_PASSWORD not in text and EUREKA_PASSWORD not in text
 
