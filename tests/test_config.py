@@ -28,6 +28,22 @@ def test_flag_wins_over_environment_with_one_or_two_dashes() -> None:
     assert config.load_watcher(["-internal"], {}).internal is True
 
 
+def test_metrics_ports_differ_by_component_and_0_turns_them_off() -> None:
+    eureka = {"EUREKA_URL": "http://e/eureka"}
+    assert config.load_watcher([], {}).metrics_port == 9101
+    assert config.load_registrar([], eureka).metrics_port == 9102
+    assert config.load_heartbeater([], eureka).metrics_port == 9103
+    assert config.load_registrar(["-metrics-port", "0"], eureka).metrics_port == 0
+    settings = config.load_watcher([], {"METRICS_PORT": "9200", "METRICS_ADDRESS": "127.0.0.1", "LOG_FORMAT": "json"})
+    assert (settings.metrics_port, settings.metrics_address, settings.log_format) == (9200, "127.0.0.1", "json")
+
+
+def test_the_status_view_asks_eureka_only_when_given_one() -> None:
+    assert config.load_status([], {}).eureka_url is None
+    settings = config.load_status(["--json"], {"EUREKA_URL": "http://e/eureka"})
+    assert settings.json is True and settings.eureka_url == ("http://e/eureka",)
+
+
 def test_several_eureka_urls() -> None:
     settings = config.load_registrar([], {"EUREKA_URL": "http://a:8761/eureka/, https://u:p@b/eureka/v2"})
     assert settings.eureka_url == ("http://a:8761/eureka", "https://u:p@b/eureka/v2")
@@ -45,6 +61,10 @@ def test_several_eureka_urls() -> None:
     (config.load_registrar, [], {}, "-eureka-url"),
     (config.load_registrar, [], {"EUREKA_URL": "eureka:8761"}, "EUREKA_URL"),
     (config.load_heartbeater, ["-tick", "0"], {"EUREKA_URL": "http://e/eureka"}, "-tick"),
+    (config.load_watcher, ["-metrics-port", "65536"], {}, "-metrics-port"),
+    (config.load_watcher, [], {"METRICS_ADDRESS": "everywhere"}, "METRICS_ADDRESS"),
+    (config.load_watcher, [], {"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+    (config.load_status, ["-eureka-url", "eureka:8761"], {}, "-eureka-url"),
 ])
 def test_invalid_configuration_is_one_line_naming_the_option_and_exit_2(
         loader, argv, environ, culprit, capsys: pytest.CaptureFixture[str]) -> None:
