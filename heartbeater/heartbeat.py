@@ -79,8 +79,11 @@ class Heartbeater:
 
     def _measure(self, lateness: float, document: dict[str, Any]) -> None:
         metrics.HEARTBEAT_LATENESS.observe(max(0.0, lateness))
+        # Measuring must never fail a renewal: a document without a lease counts with the default interval.
+        interval = (document.get("leaseInfo") or {}).get("renewalIntervalInSecs",
+                                                         defaults.DEFAULT_RENEWAL_INTERVAL_SECONDS)
         # A ticker claims what is due once per tick: that much lateness is by design.
-        if lateness > document["leaseInfo"]["renewalIntervalInSecs"] * defaults.HEARTBEAT_LATE_FRACTION + self.tick:
+        if lateness > interval * defaults.HEARTBEAT_LATE_FRACTION + self.tick:
             metrics.HEARTBEATS_MISSED.inc()
 
 
