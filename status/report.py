@@ -56,7 +56,9 @@ def rows(snapshot: Snapshot) -> list[Row]:
     wanted = {source: wanted_instances(stored.state) for source, stored in snapshot.states.items()}
     pairs = {(source, key) for source, keys_wanted in wanted.items() for key in keys_wanted}
     pairs |= {(instance.source, key) for key, instance in snapshot.instances.items()}
-    pairs |= {(source, key) for key, claimants in snapshot.claimants.items() for source in claimants}
+    # A refused claimant whose container no longer wants the instance stays in Redis until the next refusal.
+    pairs |= {(source, key) for key, claimants in snapshot.claimants.items() for source in claimants
+              if key in wanted.get(source, {})}
     found = [_row(snapshot, source, key, wanted.get(source, {}).get(key)) for source, key in pairs]
     return sorted(found, key=lambda row: (row.host, row.container_name, row.container_id, row.instance))
 

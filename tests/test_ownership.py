@@ -83,6 +83,12 @@ def test_the_first_owner_keeps_an_instance_a_second_container_claims(
     assert owner_in_eureka(eureka) == OLD
     assert store.instance(KEY).source == first
 
+    # A third claimant's refusal forgets the second, which no longer wants the instance.
+    third = publish(store, "host-c", "c" * 64, running("host-c", "c" * 64))
+    assert store.claimants([KEY]) == {KEY: {second}}
+    assert not reconciler.reconcile(third)
+    assert store.claimants([KEY]) == {KEY: {third}}
+
 
 def test_a_refused_claimant_takes_over_when_the_owner_lets_go(
         store: Store, reconciler: Reconciler, eureka: DevEureka, redis_url: str) -> None:

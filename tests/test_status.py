@@ -49,22 +49,26 @@ def reader(system: SimpleNamespace) -> None:
                                  "-@dangerous", "-scan", "-keys", "+time", "+ping")
 
 
-def claim_from_another_host(system: SimpleNamespace, port: int) -> str:
-    """A second host's container deriving the same Eureka instance (its watcher played by the test), and
-    its reconcile job for the real registrar."""
-    container_id = "c" * 64
-    record = ServiceRecord(service_id=f"{OTHER_HOST}:twin:80", name="web", ip=HOST_IP, port=port, exposed_port=80,
-                           protocol="tcp", host_ip=HOST_IP, container_id=container_id, container_name="/twin")
-    state = ContainerState(host=OTHER_HOST, container_id=container_id, container_name="/twin", phase=Phase.RUNNING,
-                           status=InstanceStatus.UP, services=(record,))
+TWIN_ID = "c" * 64
+TWIN_SOURCE = keys.source(OTHER_HOST, TWIN_ID)
+
+
+def publish_from_another_host(system: SimpleNamespace, port: int | None) -> None:
+    """A second host's container deriving the same Eureka instance on `port` (None: the container is gone),
+    its watcher played by the test, and its reconcile job for the real registrar."""
+    state = None
+    if port is not None:
+        record = ServiceRecord(service_id=f"{OTHER_HOST}:twin:80", name="web", ip=HOST_IP, port=port,
+                               exposed_port=80, protocol="tcp", host_ip=HOST_IP, container_id=TWIN_ID,
+                               container_name="/twin")
+        state = ContainerState(host=OTHER_HOST, container_id=TWIN_ID, container_name="/twin", phase=Phase.RUNNING,
+                               status=InstanceStatus.UP, services=(record,))
     store = Store(system.redis)
-    source = keys.source(OTHER_HOST, container_id)
     store.claim_host(OTHER_HOST, "test-watcher", 60)
     job_id = queues.new_job_id()
-    assert store.publish_state(source, state, ttl=60, sweep_after=5, job_id=job_id).enqueue
+    assert store.publish_state(TWIN_SOURCE, state, ttl=60, sweep_after=5, job_id=job_id, force=True).enqueue
     rq_connection = redis.Redis(port=system.redis.connection_pool.connection_kwargs["port"])
-    queues.enqueue_reconcile(queues.registrar_queue(rq_connection), source, "/twin", job_id)
-    return source
+    queues.enqueue_reconcile(queues.registrar_queue(rq_connection), TWIN_SOURCE, "/twin", job_id)
 
 
 def test_status_shows_every_instance_and_why_it_differs(system: SimpleNamespace, reader: None) -> None:
@@ -79,7 +83,7 @@ def test_status_shows_every_instance_and_why_it_differs(system: SimpleNamespace,
     down.pause()
     wait_until(lambda: system.eureka.instance("WEB", f"{HOST_IP}_{down_port}")["status"] == "DOWN", 10, "DOWN")
     system.eureka.session.delete(f"{system.eureka.address}/apps/WEB/{HOST_IP}_{lost_port}", timeout=5)
-    claimant = claim_from_another_host(system, up_port)
+    publish_from_another_host(system, up_port)
     wait_until(lambda: system.redis.smembers(keys.instance_claimants(f"WEB/{HOST_IP}_{up_port}")), 10,
                "the second host refused")
 
@@ -115,7 +119,7 @@ def test_status_shows_every_instance_and_why_it_differs(system: SimpleNamespace,
     assert lines[0].split() == ["HOST", "CONTAINER", "INSTANCE", "WANTED", "EUREKA", "TTL", "HEARTBEAT", "WHY"]
     line = next(line for line in lines if line.startswith(f"{HOST} ") and f"web-up ({up.id[:12]})" in line)
     assert f"WEB/{HOST_IP}_{up_port}" in line and line.endswith(" ok") and " UP " in line
-    assert any(f"twin ({claimant[-64:][:12]})" in line and "UP (refused)" in line and "refused: instance owned by"
+    assert any(f"twin ({TWIN_ID[:12]})" in line and "UP (refused)" in line and "refused: instance owned by"
                in line for line in lines)
     assert any("web-lost" in line and "missing in Eureka" in line for line in lines)
     (ARTIFACTS / "status-table.txt").write_text(table.stdout)
@@ -125,6 +129,10 @@ def test_status_shows_every_instance_and_why_it_differs(system: SimpleNamespace,
     assert redis_only.returncode == 0, redis_only.stderr
     assert all(" ? " in line for line in redis_only.stdout.splitlines()[1:])
 
+    # The twin goes first: with the owner's watcher dead, it would rightly take the instance over.
+    publish_from_another_host(system, None)
+    wait_until(lambda: system.redis.zscore(keys.PENDING, TWIN_SOURCE) is None, 10, "the twin's end applied")
+    assert all(row["container_name"] != "twin" for row in rows_by_instance(system).values())
     # The watcher dies: nobody vouches for the running container any more; Eureka still holds it for now.
     system.watcher.kill9()
     wait_until(lambda: system.redis.ttl(keys.live(keys.source(HOST, up.id))) == -2, 6, "the liveness entry to expire")
