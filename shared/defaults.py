@@ -110,10 +110,7 @@ AWS_READ_TIMEOUT_SECONDS = 3.0
 AWS_ATTEMPTS = 2
 # How long one ALB lookup may keep asking AWS (on cache misses) before it stops for this attempt.
 ALB_LOOKUP_BUDGET_SECONDS = 2.0
-# ALB lookups run on threads of their own in each registrar process; a reconcile job waits this long for
-# them and otherwise leaves its container pending until they are done (so a job holds up the ones queued
-# behind it by no more than this when AWS is slow or throttles), and this many run at once.
-ALB_LOOKUP_WAIT_SECONDS = 0.05
+# ALB lookups that must ask AWS run on this many threads of each registrar process, never in a reconcile job.
 ALB_LOOKUP_THREADS = 4
 # How long the fleet keeps an AWS answer: a task's service never changes; how services, target groups
 # and listeners are wired changes with deployments; a scan of all target groups for instance targets

@@ -196,7 +196,8 @@ def test_fifty_containers_behind_one_alb_cost_aws_a_handful_of_requests_per_inte
     print(f"AWS requests: {setup} to find the ALB for 50 containers, {renewing} over {intervals} intervals: {calls}")
     # Finding it: a task's service answers for the service's other tasks, so only the lookups already under way
     # when the first answer came ask for their task's; the wiring is asked once.
-    assert calls["DescribeTasks"] <= 2 * defaults.ALB_LOOKUP_THREADS and calls["ListTasks"] <= 2
+    lookups_at_once = 2 * defaults.ALB_LOOKUP_THREADS
+    assert calls["DescribeTasks"] <= lookups_at_once and calls["ListTasks"] <= lookups_at_once
     assert calls["DescribeServices"] <= 2 and calls["DescribeTargetGroups"] <= 2 and calls["DescribeListeners"] <= 2
     # Then health and existence, about once per interval each (answers kept 0.9 of one), for the whole fleet.
     assert renewing <= 2 * (intervals / 0.9 + 2), calls

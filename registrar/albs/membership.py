@@ -1,7 +1,7 @@
 """A container's part in the ALBs in front of its services: which ALBs it is a member of (SPEC section 5).
 
 Part of the container's reconcile. Each service registered through an ALB (`shared.alb.alb_intent`) has its
-ALB looked up (`lookups`, never holding the job up); the container then is a member of every ALB one of its
+ALB looked up (`lookups`: from the fleet's cache at once, else on a lookup thread while the job goes on); the container then is a member of every ALB one of its
 services sits behind and of no other (`record.AlbRecords`), and only while its state is running and vouched
 for. When a lookup has no answer now, the container keeps the memberships it has (it cannot tell which it
 still wants) and its state stays pending: it is reconciled again as soon as the lookup is done, or when the
@@ -64,13 +64,24 @@ class AlbMemberships:
         if not asked:
             return AlbPlan()
         host_instance_id = state.ec2.instance_id if state.ec2 is not None else None
-        answers = self.lookups.find([(service.intent, host_instance_id) for service in asked],
-                                    lambda _: self.reconcile_later(source))
+        questions = [(service.intent, host_instance_id) for service in asked]
+        answers = self.lookups.cached(questions)
         if answers is None:
-            # Tried again when the lookups are done; this only in case that never comes (the process ends).
+            # Reconciled again once AWS answered; this only in case that never comes (the process ends).
             self.store.retry_pending(source, defaults.SWEEP_FIRST_RETRY_SECONDS)
+            self.lookups.ask(questions, lambda answers: self._looked_up(source, describe, asked, answers))
             return AlbPlan(waiting=_own_keys(asked), settled=False)
         return self._members(source, state, asked, answers, describe)
+
+    def _looked_up(self, source: str, describe: str, asked: list[AlbService], answers: list[Answer]) -> None:
+        """On a lookup thread: reconcile `source` again now that every ALB is found, or when AWS says to."""
+        unknown = [(service, answer) for service, answer in zip(asked, answers) if isinstance(answer, Unknown)]
+        if not unknown:
+            self.reconcile_later(source)
+            return
+        for service, answer in unknown:
+            _not_yet(describe, service, answer)
+        self.store.retry_pending(source, min(answer.retry_after for _, answer in unknown))
 
     def _members(self, source: str, state: ContainerState, asked: list[AlbService], answers: list[Answer],
                  describe: str) -> AlbPlan:
@@ -80,8 +91,7 @@ class AlbMemberships:
         retry_after: list[float] = []
         for service, answer in zip(asked, answers):
             if isinstance(answer, Unknown):
-                log.info("%s: the ALB of service %s is not known yet: %s; trying again in %.0fs", describe,
-                         service.record.service_id, answer.reason, answer.retry_after)
+                _not_yet(describe, service, answer)
                 unknown.append(service)
                 retry_after.append(answer.retry_after)
                 continue
@@ -105,6 +115,11 @@ class AlbMemberships:
         if plan.settled:
             for key in sorted(self.store.source_albs(source) - set(plan.members)):
                 self.records.leave(key, source)
+
+
+def _not_yet(describe: str, service: AlbService, answer: Unknown) -> None:
+    log.info("%s: the ALB of service %s is not known yet: %s; trying again in %.0fs", describe,
+             service.record.service_id, answer.reason, answer.retry_after)
 
 
 def _own_keys(services: list[AlbService]) -> frozenset[str]:
