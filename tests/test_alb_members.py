@@ -21,6 +21,7 @@ import redis
 from heartbeater.heartbeat import Heartbeater
 from registrar.albs import alb_resolver
 from registrar.albs.resolver import AlbResolver
+from registrar.hosts import forget_dead_hosts
 from registrar.reconcile import Reconciler
 from shared import keys, queues
 from shared.eureka import EurekaClient
@@ -305,6 +306,16 @@ def test_the_renewal_deletes_it_once_no_member_is_live_and_registers_it_again_wh
     store.redis.set(keys.live(sources[1]), "1", ex=30)  # host 1's watcher is back and vouches again
     renew(heartbeater, web)
     assert alb_in_eureka(eureka, web)["status"] == "STARTING"
+
+
+def test_a_forgotten_host_leaves_its_albs(store: Store, reconciler: Reconciler, eureka: DevEureka,
+                                         web: SimpleNamespace) -> None:
+    source, _ = start(store, reconciler, web, 0, "host-a")
+    store.redis.delete(keys.host_watcher("host-a"), keys.live(source))  # host a died long ago
+    store.redis.zadd(keys.HOSTS, {"host-a": store.now() - 1000})
+    assert forget_dead_hosts(reconciler, 1) == ["host-a"]
+    assert alb_in_eureka(eureka, web) is None
+    nothing_left(store, web, source)
 
 
 def test_a_deleted_load_balancer_is_deleted_and_never_renewed_again(
