@@ -84,7 +84,7 @@ class Reconciler:
                     self.remove(key, source, keep_in_eureka=keep, event_time=event_time)
                 for key, wanted_registration in wanted.items():
                     complete &= self._apply(key, source, wanted_registration, tracked.get(key), force, event_time)
-                self.albs.converge(source, albs, force=force)
+                self.albs.converge(source, albs)
             except EurekaUnavailable as err:
                 log.warning("%s: Eureka unavailable, retrying later: %s", _describe(source, state), err,
                             extra=logs.about(source=source, container_name=state.container_name if state else None))

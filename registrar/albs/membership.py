@@ -108,10 +108,10 @@ class AlbMemberships:
             self.store.retry_pending(source, min(retry_after))
         return AlbPlan(members, endpoints, _own_keys(unknown), settled=not unknown)
 
-    def converge(self, source: str, plan: AlbPlan, *, force: bool = False) -> None:
+    def converge(self, source: str, plan: AlbPlan) -> None:
         """Join the ALBs of `plan`; once it is settled, leave every other one."""
         for key, member in sorted(plan.members.items()):
-            self.records.join(key, source, member, force=force)
+            self.records.join(key, source, member)
         if plan.settled:
             for key in sorted(self.store.source_albs(source) - set(plan.members)):
                 self.records.leave(key, source)

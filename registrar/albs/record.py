@@ -57,13 +57,15 @@ class AlbRecords:
         self.locks = locks
         self.resolver = resolver
 
-    def join(self, key: str, source: str, member: AlbMember, *, force: bool = False) -> None:
+    def join(self, key: str, source: str, member: AlbMember) -> None:
         """Make `source` a member of ALB `key`. The record is registered when Eureka does not hold it yet, and
-        registered again when this member's document differs (the last one to join wins) or with `force`."""
+        registered again when this member's document differs (the last one to join wins). (A re-sync's
+        forced re-registration does not apply: Redis holds no record after losing its data, and a record
+        Eureka lost is registered again by its next renewal.)"""
         with self.locks.hold(keys.instance_lock(key)):
             self.store.set_alb_membership(key, source, True)
             record = self.store.alb(key)
-            if (record is not None and record.registered and not force and record.document == member.document
+            if (record is not None and record.registered and record.document == member.document
                     and record.endpoint == member.endpoint):
                 return
             previous = record.health if record is not None else None
@@ -101,13 +103,23 @@ class AlbRecords:
     def renew(self, key: str) -> None:
         """The ALB's turn in the heartbeat schedule: delete it if its load balancer is gone or no member is
         live; otherwise follow its target health and renew its lease (registering it again on 404)."""
+        # AWS is asked before the lock is taken: an answer may take seconds, the lock lasts one Eureka write.
+        seen = self.store.alb(key)
+        exists: bool | Unknown | None = None
+        healthy: int | Unknown | None = None
+        if seen is not None:
+            exists = self.resolver.exists(seen.endpoint)
+            if exists is not False and self.store.live_sources(self.store.alb_members(key)):
+                healthy = self.resolver.healthy_targets(seen.endpoint)
         with self.locks.hold(keys.instance_lock(key)):
             record = self.store.alb(key)
             if record is None:
                 self.store.withdraw_alb(key)
                 return
+            if seen is None or record.endpoint != seen.endpoint:
+                return  # registered by a member since: checked at its next turn
             members = self.store.alb_members(key)
-            if self.resolver.exists(record.endpoint) is False:
+            if exists is False:
                 self._delete(key)
                 self.store.drop_alb(key, members)
                 log.warning("deleted ALB %s: load balancer %s no longer exists; %d containers look for their "
@@ -120,12 +132,12 @@ class AlbRecords:
                              len(members))
                 self.store.withdraw_alb(key)
                 return
-            self._renew(record)
+            self._renew(record, healthy)
 
-    def _renew(self, record: AlbRecord) -> None:
+    def _renew(self, record: AlbRecord, healthy: int | Unknown | None) -> None:
+        """Renew the lease of an ALB with a live member (`healthy`: its healthy targets, if known)."""
         key = record.key
-        healthy = self.resolver.healthy_targets(record.endpoint)
-        health = record.health if isinstance(healthy, Unknown) else alb_status(healthy, record.health)
+        health = alb_status(healthy, record.health) if isinstance(healthy, int) else record.health
         document = with_alb_health(record.document, health)
         app, instance_id = keys.split_instance_key(key)
         if not record.registered:
