@@ -268,11 +268,9 @@ redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('HDEL', KEYS[4], ARGV[2])
 """
 
-# KEYS: pending.  ARGV: source, seconds.  A pending source's next attempt, that many seconds from now.
+# KEYS: pending.  ARGV: source, seconds.  The source's next attempt, that many seconds from now.
 _RETRY_PENDING = _NOW + """
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 """
 
 
@@ -474,7 +472,8 @@ class Store:
                                    args=[limit, defaults.SWEEP_FIRST_RETRY_SECONDS, defaults.SWEEP_MAX_RETRY_SECONDS])
 
     def retry_pending(self, source: str, seconds: float) -> None:
-        """Make the next attempt at `source`'s pending state `seconds` from now (nothing if it is not pending)."""
+        """Make the next attempt at `source`'s state `seconds` from now, pending until applied (also when it
+        was applied before: a forced reconcile that could not finish)."""
         self._retry_pending(keys=[keys.PENDING], args=[source, repr(seconds)])
 
     def pending(self) -> list[tuple[str, float]]:
