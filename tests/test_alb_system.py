@@ -140,8 +140,10 @@ def test_two_hosts_one_renewal_per_interval_and_the_last_container_stopping_dele
     time.sleep(window)
     seen = [at for at in renewals(system.proxy, "WEB", web.endpoint.instance_id) if began <= at < began + window]
     gaps = [later - earlier for earlier, later in zip(seen, seen[1:])]
+    # One per interval (1 s; due times looked at every 0.1 s), not one per member, host or heartbeater: those
+    # would come in bunches, milliseconds apart.
     assert window / 1.5 - 1 <= len(seen) <= window + 1, seen
-    assert min(gaps) > 0.5, f"two renewals {min(gaps):.2f}s apart: {seen}"
+    assert min(gaps) > 0.2, f"two renewals {min(gaps):.2f}s apart: {seen}"
 
     containers[0].kill()
     holds_for(lambda: alb(system, "WEB", web.endpoint.instance_id), 2, "the ALB kept for the other container")
@@ -162,7 +164,8 @@ def test_status_follows_target_health(alb_system: SimpleNamespace) -> None:
                "STARTING while no target is healthy")
     for state, status in (("healthy", "UP"), ("unhealthy", "DOWN"), ("healthy", "UP")):
         health[0] = (web.instance, 32768, state)
-        wait_until(lambda: alb(system, "WEB", web.endpoint.instance_id)["status"] == status, 3 * CHECK_INTERVAL,
+        # The health answer is kept 0.9 s, the next renewal comes within 1.1 s.
+        wait_until(lambda: alb(system, "WEB", web.endpoint.instance_id)["status"] == status, 5 * CHECK_INTERVAL,
                    f"{status} once the target is {state}")
     registrations = [request for _, method, request, _ in system.proxy.requests if method == "POST"]
     assert registrations == ["/eureka/apps/WEB"], "status changes, not registrations"
