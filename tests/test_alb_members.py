@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import time
 from types import SimpleNamespace
-from typing import Iterator
 
 import pytest
 import redis
@@ -42,13 +41,6 @@ def web(aws: SimpleNamespace) -> SimpleNamespace:
     service.tasks = [service.task, *aws.world.run_tasks("prod", service.task_definition, "service:web", count=4)]
     service.key = keys.instance_key(APP, service.endpoint.instance_id)
     return service
-
-
-@pytest.fixture
-def eureka_proxy(eureka: DevEureka) -> Iterator[EurekaProxy]:
-    proxy = EurekaProxy(eureka.port).start()
-    yield proxy
-    proxy.close()
 
 
 @pytest.fixture

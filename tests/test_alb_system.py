@@ -17,13 +17,13 @@ import docker
 import pytest
 import redis
 from docker.models.containers import Container
-from rq import Queue, Worker
+from rq import Worker
 
 from shared import defaults, keys, queues
-from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
 from shared.store import Store
 from tests.aws import ecs_labels, web_service
-from tests.conftest import FAST_LEASE, HOST_IP, Components, run_web, start_system, start_watcher
+from tests.conftest import (FAST_LEASE, HOST_IP, Components, publish_running, run_web, start_system,
+                            start_watcher)
 from tests.faults.proxies import EurekaProxy
 from tests.imds import MetadataService
 from tests.support import DevEureka, DockerEngine, free_port, holds_for, wait_until
@@ -44,16 +44,14 @@ def imds(aws: SimpleNamespace) -> Iterator[MetadataService]:
 
 @pytest.fixture
 def alb_system(aws: SimpleNamespace, imds: MetadataService, components: Components, eureka: DevEureka,
-               docker_engine: DockerEngine, docker_client: docker.DockerClient, redis_client: redis.Redis,
-               redis_url: str) -> Iterator[SimpleNamespace]:
+               eureka_proxy: EurekaProxy, docker_engine: DockerEngine, docker_client: docker.DockerClient,
+               redis_client: redis.Redis, redis_url: str) -> SimpleNamespace:
     """The whole system, for host `host-a`, with AWS (the stand-in) configured for its processes."""
-    proxy = EurekaProxy(eureka.port).start()
-    env = {"EUREKA_URL": proxy.url, "DOCKER_HOST": docker_engine.host, **ALB_ENV}
+    env = {"EUREKA_URL": eureka_proxy.url, "DOCKER_HOST": docker_engine.host, **ALB_ENV}
     watcher = start_system(components, env, redis_url, *host_args("host-a", imds))
-    yield SimpleNamespace(env=env, watcher=watcher, eureka=eureka, proxy=proxy, docker=docker_client,
-                          redis=redis_client, components=components, imds=imds, world=aws.world,
-                          stand_in=aws.stand_in)
-    proxy.close()
+    return SimpleNamespace(env=env, watcher=watcher, eureka=eureka, proxy=eureka_proxy, docker=docker_client,
+                           redis=redis_client, components=components, imds=imds, world=aws.world,
+                           stand_in=aws.stand_in)
 
 
 def host_args(host: str, imds: MetadataService) -> tuple[str, ...]:
@@ -186,7 +184,9 @@ def test_fifty_containers_behind_one_alb_cost_aws_a_handful_of_requests_per_inte
     store = Store(redis_client)
     queue = queues.registrar_queue(redis.Redis.from_url(redis_url))
     for number, task in enumerate(tasks):
-        publish_behind(store, queue, f"host-{number % 5}", number, web, task)
+        publish_running(store, queue, f"host-{number % 5}", number, "web", 32768 + number,
+                        {"eureka_lookup_elbv2_endpoint": "true", "eureka_leaseinfo_renewalintervalinsecs": "1",
+                         "eureka_leaseinfo_durationinsecs": "3", **ecs_labels(web.cluster, task)})
     key = keys.instance_key("WEB", web.endpoint.instance_id)
     wait_until(lambda: len(store.alb_members(key)) == 50, 30, "fifty members")
     wait_until(lambda: eureka.instance("WEB", web.endpoint.instance_id), 5, "the ALB record")
@@ -205,19 +205,3 @@ def test_fifty_containers_behind_one_alb_cost_aws_a_handful_of_requests_per_inte
     # Then health and existence, about once per interval each (answers kept 0.9 of one), for the whole fleet.
     assert renewing <= 2 * (intervals / 0.9 + 2), calls
 
-
-def publish_behind(store: Store, queue: Queue, host: str, number: int, web: SimpleNamespace, task: str) -> None:
-    """What a watcher does for a container behind the `web` ALB: publish its state, enqueue its reconcile."""
-    container_id = f"{number:064x}"
-    record = ServiceRecord(service_id=f"{host}:web{number}:80", name="web", ip="10.0.0.5", port=32768 + number,
-                           exposed_port=80, protocol="tcp", host_ip="10.0.0.5", container_id=container_id,
-                           container_name=f"/web{number}",
-                           attrs={"eureka_lookup_elbv2_endpoint": "true",
-                                  "eureka_leaseinfo_renewalintervalinsecs": "1",
-                                  "eureka_leaseinfo_durationinsecs": "3", **ecs_labels(web.cluster, task)})
-    state = ContainerState(host=host, container_id=container_id, container_name=record.container_name,
-                           phase=Phase.RUNNING, status=InstanceStatus.UP, services=(record,))
-    source = keys.source(host, container_id)
-    job_id = queues.new_job_id()
-    if store.publish_state(source, state, ttl=120, sweep_after=5, job_id=job_id).enqueue:
-        queues.enqueue_reconcile(queue, source, record.container_name, job_id)

@@ -1,11 +1,11 @@
 """A container's part in the ALBs in front of its services: which ALBs it is a member of (SPEC section 5).
 
 Part of the container's reconcile. Each service registered through an ALB (`shared.alb.alb_intent`) has its
-ALB looked up (`lookups`: from the fleet's cache at once, else on a lookup thread while the job goes on); the container then is a member of every ALB one of its
-services sits behind and of no other (`record.AlbRecords`), and only while its state is running and vouched
-for. When a lookup has no answer now, the container keeps the memberships it has (it cannot tell which it
-still wants) and its state stays pending: it is reconciled again as soon as the lookup is done, or when the
-lookup's answer says to ask again.
+ALB looked up (`lookups`: from the fleet's cache at once, else on a lookup thread while the job goes on); the
+container then is a member of every ALB one of its services sits behind and of no other (`record.AlbRecords`),
+and only while its state is running and vouched for. When a lookup has no answer now, the container keeps the
+memberships it has (it cannot tell which it still wants) and its state stays pending: it is reconciled again
+as soon as the lookup is done, or when the lookup's answer says to ask again.
 """
 
 from __future__ import annotations

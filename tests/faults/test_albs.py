@@ -16,15 +16,15 @@ from types import SimpleNamespace
 import docker
 import pytest
 import redis
-from rq import Queue, Worker
+from rq import Worker
 
 from registrar.albs import alb_resolver
 from registrar.albs.resolver import AlbResolver
 from shared import keys, queues
-from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
 from shared.store import Store
 from tests.aws import ecs_error, ecs_labels, web_service
-from tests.conftest import FAST_LEASE, HOST_IP, Components, run_web, start_system, start_watcher
+from tests.conftest import (FAST_LEASE, HOST_IP, Components, publish_running, run_web, start_system,
+                            start_watcher)
 from tests.faults.convergence import wait_converged
 from tests.faults.proxies import DockerProxy, EurekaProxy
 from tests.support import DevEureka, free_port, holds_for, wait_until
@@ -128,9 +128,10 @@ def test_aws_throttling_and_slow_keeps_waiting_only_the_containers_behind_an_alb
     def plain_registered_after(number: int, behind_alb: str | None) -> float:
         """Seconds from publishing plain container `number` to its registration reaching Eureka."""
         if behind_alb:
-            publish(store, queue, f"{number:064x}", "web", 1, ecs_labels(web.cluster, behind_alb))
+            publish_running(store, queue, "host-a", number, "web", 1,
+                            {"eureka_lookup_elbv2_endpoint": "true", **ecs_labels(web.cluster, behind_alb)})
         published = time.time()
-        publish(store, queue, f"{number + 100:064x}", "plain", 18000 + number, {})
+        publish_running(store, queue, "host-a", number + 100, "plain", 18000 + number, {})
         wait_until(lambda: eureka.instance("PLAIN", f"10.0.0.5_{18000 + number}"), 10, "the plain registration")
         arrived = [at for at, method, path, _ in eureka_proxy.requests if method == "POST" and path.endswith("/PLAIN")]
         return arrived[-1] - published
@@ -149,17 +150,3 @@ def test_aws_throttling_and_slow_keeps_waiting_only_the_containers_behind_an_alb
     wait_until(lambda: len(store.alb_members(keys.instance_key("WEB", web.endpoint.instance_id))) == ROUNDS, 30,
                "every container behind it a member")
 
-
-def publish(store: Store, queue: Queue, container_id: str, name: str, port: int, labels: dict[str, str]) -> None:
-    """What a watcher does for a running container of `name` on `port`: publish its state, enqueue its job."""
-    host = "host-a"
-    attrs = {"eureka_lookup_elbv2_endpoint": "true", **labels} if labels else {}
-    record = ServiceRecord(service_id=f"{host}:{name}{port}:80", name=name, ip="10.0.0.5", port=port, exposed_port=80,
-                           protocol="tcp", host_ip="10.0.0.5", container_id=container_id,
-                           container_name=f"/{name}{port}", attrs=attrs)
-    state = ContainerState(host=host, container_id=container_id, container_name=record.container_name,
-                           phase=Phase.RUNNING, status=InstanceStatus.UP, services=(record,))
-    source = keys.source(host, container_id)
-    job_id = queues.new_job_id()
-    if store.publish_state(source, state, ttl=120, sweep_after=5, job_id=job_id).enqueue:
-        queues.enqueue_reconcile(queue, source, record.container_name, job_id)
