@@ -3,7 +3,8 @@
 No liveness entry, no heartbeat: when a container hangs or its watcher or host dies, the entry
 expires, renewals stop and Eureka evicts the instance by lease expiry (SPEC section 6). A renewal
 answered 404 means Eureka lost the instance (restart, eviction): it is registered again, under the
-instance lock the registrar also takes, and only if it is still tracked and live.
+instance lock the registrar also takes, and only if it is still tracked and live. An ALB's record has one
+entry in the schedule for the whole fleet; its renewal is `registrar.albs.record.AlbRecords.renew`.
 
 Each renewal is measured against when it was due (Redis time, handed over by the claim): one sent more
 than a tenth of its interval late, beyond the ticker's own step (-tick), counts as missed (`shared.metrics`).
@@ -15,6 +16,9 @@ import logging
 import time
 from typing import Any
 
+from registrar.albs import alb_resolver
+from registrar.albs.record import AlbRecords
+from registrar.albs.resolver import AlbResolver
 from shared import defaults, keys, logs, metrics
 from shared.eureka import EurekaClient, EurekaError, EurekaUnavailable
 from shared.locking import Locks
@@ -24,11 +28,14 @@ log = logging.getLogger(__name__)
 
 
 class Heartbeater:
-    def __init__(self, store: Store, eureka: EurekaClient, tick: float = defaults.HEARTBEAT_TICK_SECONDS) -> None:
+    def __init__(self, store: Store, eureka: EurekaClient, tick: float = defaults.HEARTBEAT_TICK_SECONDS,
+                 resolver: AlbResolver | None = None) -> None:
+        """`resolver` answers an ALB's target health and whether its load balancer exists."""
         self.store = store
         self.eureka = eureka
         self.tick = tick
         self.locks = Locks(store, eureka.timeout, len(eureka.servers))
+        self.albs = AlbRecords(store, eureka, self.locks, resolver or alb_resolver(store.redis))
 
     def due(self, limit: int) -> DueHeartbeats:
         """Claim the instances whose heartbeat is due now."""
@@ -37,9 +44,12 @@ class Heartbeater:
     def beat(self, instance_keys: list[str], due: list[float] | None = None) -> bool:
         """Renew what is still vouched for among `instance_keys` (due at the Redis times `due`); False when
         Eureka was unavailable and the rest of the batch was left for its next turn."""
-        targets = self.store.heartbeat_targets(instance_keys)
         clock = _RedisClock(self.store) if due else None
         due_at = dict(zip(instance_keys, due or ()))
+        albs = [alb for alb in map(keys.alb_of_schedule_entry, instance_keys) if alb is not None]
+        if albs:
+            instance_keys = [key for key in instance_keys if keys.alb_of_schedule_entry(key) is None]
+        targets = self.store.heartbeat_targets(instance_keys)
         for done, target in enumerate(targets):
             key = target.instance.key
             if not target.live:
@@ -65,6 +75,18 @@ class Heartbeater:
                 log.error("heartbeat of %s (%s) failed: %s", key, about, err, extra=extra)
                 continue
             metrics.HEARTBEATS.labels("renewed" if renewed else "not_found").inc()
+        return self._renew_albs(albs)
+
+    def _renew_albs(self, albs: list[str]) -> bool:
+        """After the containers' renewals: an ALB's may wait for AWS (its health, its existence)."""
+        for done, key in enumerate(albs):
+            try:
+                self.albs.renew(key)
+            except EurekaUnavailable as err:
+                log.error("Eureka unavailable, %d ALB renewals of this batch skipped: %s", len(albs) - done, err)
+                return False
+            except EurekaError as err:
+                log.error("renewal of ALB %s failed: %s", key, err)
         return True
 
     def _register_again(self, key: str) -> None:

@@ -4,7 +4,8 @@ A host that dies leaves its containers' states, its tracked instances and their 
 Redis. Once its watcher has not been seen for longer than its liveness TTL plus twice the longest
 lease among its instances plus a margin (by then Netflix Eureka has evicted every one of them, unless
 self-preservation kept them), its instances are deleted from Eureka (for the registries that kept
-them), leave the heartbeat schedule, and the host is forgotten. Found through the `reg:hosts` index,
+them), leave the heartbeat schedule, its containers leave the ALBs they were members of, and the host
+is forgotten. Found through the `reg:hosts` index,
 never by scanning keys. A watcher that comes back later notices Redis lost its states and publishes
 them again.
 """
@@ -49,6 +50,8 @@ def _forget(reconciler: Reconciler, host: str, last_seen: float, now: float, mar
         return False
     for key, instance in sorted(instances.items()):
         reconciler.remove(key, instance.source, keep_in_eureka=False)
+    for source in sources:
+        reconciler.leave_albs(source)
     if not store.forget_host(host, last_seen):
         return False
     log.info("forgot host %s: its watcher was last seen %.0fs ago; %d containers and %d instances dropped",

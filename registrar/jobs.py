@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rq import get_current_job
 
+from registrar.albs import alb_resolver
 from registrar.cleanup import remove_dangling
 from registrar.reconcile import Reconciler
 from shared import config, keys, metrics, queues
@@ -12,8 +13,10 @@ from shared.worker import Connections, JobContext
 
 
 def build(connections: Connections[RegistrarConfig]) -> Reconciler:
+    settings = connections.settings
     return Reconciler(connections.store, connections.eureka, queues.registrar_queue(connections.rq),
-                      min_renewal=connections.settings.min_renewal_interval)
+                      min_renewal=settings.min_renewal_interval,
+                      resolver=alb_resolver(connections.store.redis, check_interval=settings.alb_check_interval))
 
 
 context: JobContext[RegistrarConfig, Reconciler] = JobContext(config.load_registrar, build)

@@ -14,6 +14,9 @@ Every Eureka write to one instance happens under that instance's lock, shared wi
 re-registration after a 404, so a re-registration cannot race a deregistration. A state counts as
 applied only when every one of its instances reached Eureka (or Eureka refused it as malformed, which
 no retry can change); anything else leaves it pending, and the sweep retries it with backoff.
+
+A service registered through an AWS load balancer makes its container a member of that ALB's record
+(`registrar.albs.membership`), which is reconciled as a thing of its own (`registrar.albs.record`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,13 @@ from typing import Any
 
 from rq import Queue
 
+from registrar.albs import alb_resolver
+from registrar.albs.lookups import Lookups
+from registrar.albs.membership import AlbMemberships, AlbPlan, AlbService
+from registrar.albs.record import AlbRecords
+from registrar.albs.resolver import AlbResolver
 from shared import defaults, keys, logs, metrics, queues
+from shared.alb import alb_intent, with_alb_endpoint
 from shared.eureka import EurekaClient, EurekaRejected, EurekaUnavailable
 from shared.locking import Locks
 from shared.models import ContainerState, InstanceStatus, Phase
@@ -36,12 +45,17 @@ log = logging.getLogger(__name__)
 
 class Reconciler:
     def __init__(self, store: Store, eureka: EurekaClient, queue: Queue, *,
-                 min_renewal: int = defaults.MIN_RENEWAL_INTERVAL_SECONDS) -> None:
+                 min_renewal: int = defaults.MIN_RENEWAL_INTERVAL_SECONDS, resolver: AlbResolver | None = None) -> None:
+        """`resolver` finds the AWS load balancers in front of services (AWS is asked only when a service
+        wants one)."""
         self.store = store
         self.eureka = eureka
         self.queue = queue
         self.min_renewal = min_renewal
         self.locks = Locks(store, eureka.timeout, len(eureka.servers))
+        resolver = resolver or alb_resolver(store.redis)
+        self.albs = AlbMemberships(store, AlbRecords(store, eureka, self.locks, resolver), Lookups(resolver),
+                                   self.requeue, min_renewal=min_renewal)
 
     def run_job(self, source: str, force: bool, job_id: str) -> bool:
         """A reconcile job: from its start on, a new change of the source needs a new job. True when the
@@ -54,17 +68,23 @@ class Reconciler:
         with self.locks.hold(keys.source_lock(source)):
             stored = self.store.stored_state(source)
             state = stored.state
-            wanted = self._wanted(state)
+            wanted, alb_services = self._wanted(state)
+            albs = AlbPlan()
+            if state is not None and alb_services:
+                albs = self.albs.plan(source, state, alb_services, _describe(source, state))
+            wanted = {key: with_alb_endpoint(candidate, albs.endpoints[key]) if key in albs.endpoints else candidate
+                      for key, candidate in wanted.items() if key not in albs.waiting}
             tracked = self.store.tracked_instances(source)
             keep = state is not None and state.keep_registered
             # A forced re-registration applies no new event: it is not measured from the last one.
             event_time = None if force else stored.event_time
-            complete = True
+            complete = albs.settled
             try:
-                for key in sorted(set(tracked) - set(wanted)):
+                for key in sorted(set(tracked) - set(wanted) - albs.waiting):
                     self.remove(key, source, keep_in_eureka=keep, event_time=event_time)
                 for key, wanted_registration in wanted.items():
                     complete &= self._apply(key, source, wanted_registration, tracked.get(key), force, event_time)
+                self.albs.converge(source, albs)
             except EurekaUnavailable as err:
                 log.warning("%s: Eureka unavailable, retrying later: %s", _describe(source, state), err,
                             extra=logs.about(source=source, container_name=state.container_name if state else None))
@@ -88,32 +108,48 @@ class Reconciler:
             self.requeue(source)
         return sources
 
-    def _wanted(self, state: ContainerState | None, *, report: bool = True) -> dict[str, Registration]:
+    def leave_albs(self, source: str) -> None:
+        """`source` is no longer a member of any ALB (its host is forgotten)."""
+        self.albs.converge(source, AlbPlan())
+
+    def _wanted(self, state: ContainerState | None, *,
+                report: bool = True) -> tuple[dict[str, Registration], list[AlbService]]:
+        """The container's own Eureka instances (before an ALB endpoint is added to them) and its services
+        registered through an ALB."""
         if state is None or state.phase is not Phase.RUNNING:
-            return {}
+            return {}, []
         wanted: dict[str, Registration] = {}
         service_ids: dict[str, str] = {}
+        albs: list[AlbService] = []
         for record in state.services:
+            decision = alb_intent(record)
             candidate = registration(record, state.status, host=state.host, ec2=state.ec2,
                                      min_renewal=self.min_renewal)
-            key = keys.instance_key(candidate.app, candidate.instance_id)
+            own = decision.intent is None or not decision.intent.only_registration
+            key = keys.instance_key(candidate.app, candidate.instance_id) if own else None
+            # alb_intent words a problem registration() also finds the same way: each is logged once.
+            problems = tuple(dict.fromkeys(decision.problems + (candidate.problems if own else ())))
             if report:
-                for problem in candidate.problems:
+                for problem in problems:
                     log.error("%s", problem)
                 if key in wanted:
                     log.error("container %s (%s): services %s and %s would both be Eureka instance %s; "
                               "only the first is registered", state.container_name.lstrip("/"),
                               state.container_id[:12], service_ids[key], record.service_id, key)
-            if key not in wanted:
+            if key in wanted:
+                key = None
+            if decision.intent is not None:
+                albs.append(AlbService(record, decision.intent, problems, key))
+            if key is not None:
                 wanted[key] = candidate
                 service_ids[key] = record.service_id
-        return wanted
+        return wanted, albs
 
     def _owner_wants(self, owner: str, key: str) -> bool:
         """Whether source `owner` still wants instance `key`: its container runs with that instance,
         and its watcher is alive to say so."""
         state, _ = self.store.read_state(owner)
-        if state is None or key not in self._wanted(state, report=False):
+        if state is None or key not in self._wanted(state, report=False)[0]:
             return False
         return self.store.is_live(owner) or self.store.host_is_served(keys.split_source(owner)[0])
 

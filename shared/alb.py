@@ -198,6 +198,19 @@ def alb_status(healthy_targets: int, previous: InstanceStatus | None) -> Instanc
     return InstanceStatus.STARTING
 
 
+def with_alb_health(document: dict[str, Any], health: InstanceStatus) -> dict[str, Any]:
+    """The ALB's document (`alb_registration` for UP) with the status its target health calls for: its own
+    (UP, or its `eureka_status`) while a target is healthy, else STARTING or DOWN."""
+    return document if health is InstanceStatus.UP else {**document, "status": health.value}
+
+
+def needs_host_instance_id(record: ServiceRecord) -> bool:
+    """Whether finding the ALB in front of `record`'s service takes its host's EC2 instance id (so the
+    watcher must fetch the host's EC2 metadata)."""
+    intent = alb_intent(record).intent
+    return intent is not None and intent.needs_host_instance_id
+
+
 def alb_metadata(endpoint: AlbEndpoint) -> dict[str, str]:
     return {"has-elbv2": "true", "elbv2-endpoint": endpoint.instance_id}
 

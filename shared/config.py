@@ -245,6 +245,11 @@ WATCHER_OPTIONS = COMMON + (
 )
 
 EUREKA_OPTIONS = (EUREKA_URL, EUREKA_TIMEOUT, EUREKA_CA_BUNDLE)
+ALB_CHECK_INTERVAL = Option(
+    "alb-check-interval", "REGISTRATOR_ALB_CHECK_INTERVAL", _positive_float,
+    float(defaults.ALB_RENEWAL_INTERVAL_SECONDS),
+    "seconds between checks of an ALB's target health and of its load balancer's existence, fleet-wide",
+)
 
 REGISTRAR_OPTIONS = COMMON + EUREKA_OPTIONS + (
     _metrics_port(defaults.REGISTRAR_METRICS_PORT),
@@ -255,6 +260,7 @@ REGISTRAR_OPTIONS = COMMON + EUREKA_OPTIONS + (
            defaults.HOST_FORGET_MARGIN_SECONDS,
            "a host whose watcher is gone longer than its liveness TTL + 2 x its longest lease + this many "
            "seconds is forgotten"),
+    ALB_CHECK_INTERVAL,
 )
 
 HEARTBEATER_OPTIONS = COMMON + EUREKA_OPTIONS + (
@@ -263,6 +269,7 @@ HEARTBEATER_OPTIONS = COMMON + EUREKA_OPTIONS + (
            "seconds between looks for heartbeats that are due"),
     Option("batch-size", "HEARTBEAT_BATCH_SIZE", _int_at_least(1), defaults.HEARTBEAT_BATCH_SIZE,
            "instances per heartbeat job"),
+    ALB_CHECK_INTERVAL,
 )
 
 STATUS_OPTIONS = (
@@ -326,12 +333,14 @@ class EurekaConfig(CommonConfig):
 class RegistrarConfig(EurekaConfig):
     min_renewal_interval: int
     host_forget_margin: int
+    alb_check_interval: float
 
 
 @dataclass(frozen=True)
 class HeartbeaterConfig(EurekaConfig):
     tick: float
     batch_size: int
+    alb_check_interval: float
 
 
 @dataclass(frozen=True)

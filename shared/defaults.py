@@ -110,6 +110,8 @@ AWS_READ_TIMEOUT_SECONDS = 3.0
 AWS_ATTEMPTS = 2
 # How long one ALB lookup may keep asking AWS (on cache misses) before it stops for this attempt.
 ALB_LOOKUP_BUDGET_SECONDS = 2.0
+# ALB lookups that must ask AWS run on this many threads of each registrar process, never in a reconcile job.
+ALB_LOOKUP_THREADS = 4
 # How long the fleet keeps an AWS answer: a task's service never changes; how services, target groups
 # and listeners are wired changes with deployments; a scan of all target groups for instance targets
 # is costly; "not there" (a task, target or listener that is new) changes within seconds.

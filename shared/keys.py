@@ -19,8 +19,14 @@ Layout (times are Redis server time, `TIME`, in seconds: no rule depends on mach
 - `reg:source:<source>:instances` set   instance keys the registrar registered for that source
 - `reg:instance:<instance key>`   hash  {doc: registration JSON, source}                written by the registrar
 - `reg:instance:<instance key>:claimants`  set  other sources refused that instance while its owner wants it
-- `reg:hb:due`                    zset  instance key -> time its next heartbeat is due
-- `reg:hb:interval`               hash  instance key -> renewal interval in seconds
+- `reg:hb:due`                    zset  instance key (or `alb:<ALB instance key>`) -> time its next heartbeat is due
+- `reg:hb:interval`               hash  instance key (or `alb:<ALB instance key>`) -> renewal interval in seconds
+- `reg:alb:<ALB instance key>`    hash  {doc: the ALB's registration JSON as when it has a healthy target,
+                                        endpoint: AlbEndpoint JSON, health: STARTING / UP / DOWN from its target
+                                        health, registered: 1 while Eureka holds it}    written by the registrar
+                                        and the heartbeater, under the instance's lock
+- `reg:alb:<ALB instance key>:members`  set  sources behind that ALB (its reference set; live or not)
+- `reg:source:<source>:albs`      set   ALB instance keys the source is a member of
 - `reg:lock:source:<source>`, `reg:lock:instance:<instance key>`, `reg:lock:host:<host>`   redis-py locks
 - `reg:aws:answer:<question>|<args>`   string with TTL: an AWS answer (JSON) shared by every worker
 - `reg:aws:pause:<question>`       string with TTL: the AWS error (JSON) that paused that question fleet-wide
@@ -36,6 +42,8 @@ HEARTBEAT_DUE = PREFIX + "hb:due"
 HEARTBEAT_INTERVAL = PREFIX + "hb:interval"
 HOSTS = PREFIX + "hosts"
 PENDING_TRIES = PREFIX + "pending:tries"
+# An ALB's entry in the heartbeat schedule is its instance key with this prefix; no app name holds a ':'.
+ALB_SCHEDULE_PREFIX = "alb:"
 
 
 def source(host: str, container_id: str) -> str:
@@ -102,6 +110,28 @@ def instance(key: str) -> str:
 
 def instance_claimants(key: str) -> str:
     return f"{PREFIX}instance:{key}:claimants"
+
+
+def alb(key: str) -> str:
+    return f"{PREFIX}alb:{key}"
+
+
+def alb_members(key: str) -> str:
+    return f"{PREFIX}alb:{key}:members"
+
+
+def source_albs(source_name: str) -> str:
+    return f"{PREFIX}source:{source_name}:albs"
+
+
+def alb_schedule_entry(key: str) -> str:
+    """The ALB instance `key` as a member of the heartbeat schedule."""
+    return ALB_SCHEDULE_PREFIX + key
+
+
+def alb_of_schedule_entry(entry: str) -> str | None:
+    """The ALB instance key of a heartbeat schedule entry; None for a container's instance."""
+    return entry[len(ALB_SCHEDULE_PREFIX):] if entry.startswith(ALB_SCHEDULE_PREFIX) else None
 
 
 def source_lock(source_name: str) -> str:

@@ -16,7 +16,8 @@ import redis
 from rq.job import Job
 
 from shared import defaults, keys
-from shared.models import ContainerState
+from shared.alb import AlbEndpoint
+from shared.models import ContainerState, InstanceStatus
 
 # Every script that needs the time starts with this: Redis server time in seconds, as a float.
 _NOW = """
@@ -220,6 +221,59 @@ return 1
 """
 
 
+# KEYS: ALB members, source ALBs.  ARGV: ALB instance key, source, '1' to join or '0' to leave.
+_ALB_MEMBERSHIP = """
+if ARGV[3] == '1' then
+  redis.call('SADD', KEYS[1], ARGV[2])
+  redis.call('SADD', KEYS[2], ARGV[1])
+else
+  redis.call('SREM', KEYS[1], ARGV[2])
+  redis.call('SREM', KEYS[2], ARGV[1])
+end
+"""
+
+# KEYS: ALB, heartbeat due, heartbeat interval.  ARGV: schedule entry, doc, endpoint, health, interval,
+# registered ('1' or '0').  The renewal keeps its place in the schedule when it has one.
+_SAVE_ALB = _NOW + """
+redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'endpoint', ARGV[3], 'health', ARGV[4], 'registered', ARGV[6])
+redis.call('ZADD', KEYS[2], 'NX', now + tonumber(ARGV[5]), ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
+"""
+
+# KEYS: ALB, ALB members, heartbeat due, heartbeat interval.  ARGV: schedule entry.
+# Eureka no longer holds the ALB. Without members (or without a record) it is forgotten (returns 1); with
+# members (none of them live) it stays scheduled, so that its renewal registers it again once one of them
+# is live again.
+_WITHDRAW_ALB = """
+if redis.call('SCARD', KEYS[2]) == 0 or redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('HDEL', KEYS[4], ARGV[1])
+  return 1
+end
+redis.call('HSET', KEYS[1], 'registered', '0')
+return 0
+"""
+
+# KEYS: ALB, ALB members, heartbeat due, heartbeat interval, pending, then each member's source ALBs.
+# ARGV: ALB instance key, schedule entry, then the members.  The load balancer is gone: the ALB is forgotten
+# with its memberships, and its members are due for a reconcile now (to look for their ALB again).
+_DROP_ALB = _NOW + """
+for i = 3, #ARGV do
+  redis.call('SREM', KEYS[i + 3], ARGV[1])
+  redis.call('ZADD', KEYS[5], now, ARGV[i])
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[2])
+"""
+
+# KEYS: pending.  ARGV: source, seconds.  The source's next attempt, that many seconds from now.
+_RETRY_PENDING = _NOW + """
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+"""
+
+
 class Lease(Enum):
     HELD = "held"
     TAKEN = "taken by another watcher"
@@ -281,6 +335,22 @@ class Untracked:
     claimants: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class AlbRecord:
+    """An ALB instance as the registrar and heartbeater keep it: `document` is its registration while it has a
+    healthy target; `health` what its target health says now; `registered` whether Eureka holds it."""
+
+    key: str
+    document: dict[str, Any]
+    endpoint: AlbEndpoint
+    health: InstanceStatus
+    registered: bool
+
+    @property
+    def interval(self) -> int:
+        return self.document["leaseInfo"]["renewalIntervalInSecs"]
+
+
 def _stored_state(fields: list[str | None]) -> StoredState:
     doc, gen, event_time = fields
     return StoredState(ContainerState.model_validate_json(doc) if doc else None, gen or "0",
@@ -301,6 +371,11 @@ class Store:
         self._track = client.register_script(_TRACK)
         self._untrack = client.register_script(_UNTRACK)
         self._forget_host = client.register_script(_FORGET_HOST)
+        self._alb_membership = client.register_script(_ALB_MEMBERSHIP)
+        self._save_alb = client.register_script(_SAVE_ALB)
+        self._withdraw_alb = client.register_script(_WITHDRAW_ALB)
+        self._drop_alb = client.register_script(_DROP_ALB)
+        self._retry_pending = client.register_script(_RETRY_PENDING)
 
     def now(self) -> float:
         """Redis server time, in seconds."""
@@ -396,6 +471,11 @@ class Store:
         return self._claim_pending(keys=[keys.PENDING, keys.PENDING_TRIES],
                                    args=[limit, defaults.SWEEP_FIRST_RETRY_SECONDS, defaults.SWEEP_MAX_RETRY_SECONDS])
 
+    def retry_pending(self, source: str, seconds: float) -> None:
+        """Make the next attempt at `source`'s state `seconds` from now, pending until applied (also when it
+        was applied before: a forced reconcile that could not finish)."""
+        self._retry_pending(keys=[keys.PENDING], args=[source, repr(seconds)])
+
     def pending(self) -> list[tuple[str, float]]:
         """Every source waiting for a registrar, with the time of its next attempt."""
         return self.redis.zrange(keys.PENDING, 0, -1, withscores=True)
@@ -458,6 +538,61 @@ class Store:
                   keys.PENDING_TRIES],
             args=[host, repr(last_seen), *source_keys],
         ))
+
+    # --- ALB records (registrar and heartbeater) -----------------------------------------------
+
+    def alb(self, key: str) -> AlbRecord | None:
+        doc, endpoint, health, registered = self.redis.hmget(keys.alb(key), "doc", "endpoint", "health",
+                                                             "registered")
+        if doc is None or endpoint is None:
+            return None
+        return AlbRecord(key, json.loads(doc), AlbEndpoint.model_validate_json(endpoint),
+                         InstanceStatus(health or InstanceStatus.STARTING), registered == "1")
+
+    def alb_members(self, key: str) -> set[str]:
+        return self.redis.smembers(keys.alb_members(key))
+
+    def source_albs(self, source: str) -> set[str]:
+        """The ALB instances `source` is a member of."""
+        return self.redis.smembers(keys.source_albs(source))
+
+    def live_sources(self, sources: Iterable[str]) -> set[str]:
+        """Those of `sources` the watcher vouches for now."""
+        ordered = sorted(sources)
+        pipe = self.redis.pipeline(transaction=False)
+        for source in ordered:
+            pipe.exists(keys.live(source))
+        return {source for source, live in zip(ordered, pipe.execute()) if live}
+
+    def set_alb_membership(self, key: str, source: str, member: bool) -> None:
+        """Make `source` a member of ALB `key`, or no longer one."""
+        self._alb_membership(keys=[keys.alb_members(key), keys.source_albs(source)],
+                             args=[key, source, "1" if member else "0"])
+
+    def save_alb(self, key: str, document: dict[str, Any], endpoint: AlbEndpoint, health: InstanceStatus,
+                 interval: int, *, registered: bool = True) -> None:
+        """Record ALB `key`: its document, endpoint and health, and whether Eureka holds it (registered with
+        `document` and the status `health` calls for). Its renewals start after `interval` unless it has a
+        place in the schedule already."""
+        self._save_alb(keys=[keys.alb(key), keys.HEARTBEAT_DUE, keys.HEARTBEAT_INTERVAL],
+                       args=[keys.alb_schedule_entry(key), json.dumps(document, sort_keys=True),
+                             endpoint.model_dump_json(), health.value, interval, "1" if registered else "0"])
+
+    def set_alb_health(self, key: str, health: InstanceStatus) -> None:
+        self.redis.hset(keys.alb(key), "health", health.value)
+
+    def withdraw_alb(self, key: str) -> bool:
+        """Record that Eureka no longer holds ALB `key`; True when it had no members left and is forgotten."""
+        return bool(self._withdraw_alb(keys=[keys.alb(key), keys.alb_members(key), keys.HEARTBEAT_DUE,
+                                             keys.HEARTBEAT_INTERVAL], args=[keys.alb_schedule_entry(key)]))
+
+    def drop_alb(self, key: str, members: Iterable[str]) -> None:
+        """Forget ALB `key` and its memberships (its load balancer is gone); its `members` are due for a
+        reconcile now."""
+        ordered = sorted(members)
+        self._drop_alb(keys=[keys.alb(key), keys.alb_members(key), keys.HEARTBEAT_DUE, keys.HEARTBEAT_INTERVAL,
+                             keys.PENDING, *(keys.source_albs(source) for source in ordered)],
+                       args=[key, keys.alb_schedule_entry(key), *ordered])
 
     # --- heartbeater side -----------------------------------------------------------------------
 

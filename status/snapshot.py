@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import keys
+from shared.alb import alb_intent
 from shared.eureka import EurekaClient, EurekaError
 from shared.models import ContainerState, Phase
 from shared.registration import registration
@@ -42,11 +43,14 @@ class Snapshot:
 
 def wanted_instances(state: ContainerState | None) -> dict[str, str]:
     """Instance key -> the status `state` wants it in, as the registrar derives them (when two services would be
-    the same instance, the first one)."""
+    the same instance, the first one). A service registered only as its ALB wants no instance of its own."""
     if state is None or state.phase is not Phase.RUNNING:
         return {}
     wanted: dict[str, str] = {}
     for record in state.services:
+        intent = alb_intent(record).intent
+        if intent is not None and intent.only_registration:
+            continue
         document = registration(record, state.status, host=state.host, ec2=state.ec2).document
         wanted.setdefault(keys.instance_key(document["app"], document["instanceId"]), document["status"])
     return wanted

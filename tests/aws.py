@@ -225,6 +225,12 @@ def web_service(world: AwsWorld) -> SimpleNamespace:
                                                 load_balancer_arn=load_balancer))
 
 
+def ecs_labels(cluster: str, task_arn: str, container: str = "app") -> dict[str, str]:
+    """The labels the ECS agent puts on a container it starts for task `task_arn`."""
+    return {"com.amazonaws.ecs.cluster": cluster, "com.amazonaws.ecs.task-arn": task_arn,
+            "com.amazonaws.ecs.container-name": container}
+
+
 def lookup(**fields: Any) -> AlbIntent:
     """The intent of a service on container port 80, host port 32768, looked up by `fields`."""
     return AlbIntent(AlbLookup(**{"container_port": 80, "host_port": 32768, **fields}), only_registration=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.alb import (AlbDecision, AlbEndpoint, AlbIntent, AlbLookup, ExplicitAlb, alb_intent, alb_registration,
-                        alb_status, with_alb_endpoint)
+                        alb_status, needs_host_instance_id, with_alb_endpoint, with_alb_health)
 from shared.models import InstanceStatus, ServiceRecord
 from shared.registration import registration
 
@@ -221,6 +221,34 @@ def test_eureka_status_override_applies_while_targets_are_healthy() -> None:
 def test_alb_status_follows_target_health(healthy: int, previous: InstanceStatus | None,
                                           status: InstanceStatus) -> None:
     assert alb_status(healthy, previous) is status
+
+
+@pytest.mark.parametrize(("attrs", "health", "status"), [
+    ({}, InstanceStatus.UP, "UP"),
+    ({}, InstanceStatus.STARTING, "STARTING"),
+    ({}, InstanceStatus.DOWN, "DOWN"),
+    ({"eureka_status": "OUT_OF_SERVICE"}, InstanceStatus.UP, "OUT_OF_SERVICE"),
+    ({"eureka_status": "OUT_OF_SERVICE"}, InstanceStatus.DOWN, "DOWN"),
+])
+def test_the_stored_document_takes_the_status_target_health_calls_for(attrs: dict[str, str], health: InstanceStatus,
+                                                                      status: str) -> None:
+    """The registrar keeps the document as for a healthy target; each status comes from it as alb_registration
+    would make it."""
+    kept = alb_registration(record(**attrs), ENDPOINT, InstanceStatus.UP).document
+    assert with_alb_health(kept, health) == alb_registration(record(**attrs), ENDPOINT, health).document
+    assert with_alb_health(kept, health)["status"] == status
+
+
+@pytest.mark.parametrize(("attrs", "needed"), [
+    ({}, False),
+    ({"eureka_lookup_elbv2_endpoint": "true"}, True),
+    ({"eureka_lookup_elbv2_endpoint": "true", **ECS_LABELS}, False),
+    (EXPLICIT, False),
+    ({"eureka_lookup_elbv2_endpoint": "true", "eureka_datacenterinfo_name": "MyOwn"}, False),
+])
+def test_the_host_instance_id_is_needed_only_for_the_lookup_without_ecs_labels(attrs: dict[str, str],
+                                                                               needed: bool) -> None:
+    assert needs_host_instance_id(record(**attrs)) is needed
 
 
 def test_container_record_names_its_alb_when_not_only_the_alb_registers() -> None:

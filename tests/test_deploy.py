@@ -28,7 +28,7 @@ COMPONENTS: dict[str, tuple[Sequence[config.Option], Callable[..., Any]]] = {
     "heartbeater": (config.HEARTBEATER_OPTIONS, config.load_heartbeater),
 }
 # Read by boto3 through shared/aws.py rather than an option of the component.
-AWS_SDK_VARIABLES = {"registrar": {"AWS_REGION"}}
+AWS_SDK_VARIABLES = {"registrar": {"AWS_REGION"}, "heartbeater": {"AWS_REGION"}}
 # What the secrets named in the task definitions hold, as an operator would store them.
 SECRET_VALUES = {"REDIS_URL": "redis://:password@redis.internal:6379/0",
                  "EUREKA_URL": "https://user:password@eureka.internal/eureka"}
@@ -133,12 +133,14 @@ def _aws_resources(moto: str) -> dict[str, str]:
 
     iam = _client(moto, "iam")
     trust = render.render((ECS / "iam" / "ecs-tasks-trust-policy.json").read_text(), values)
-    for role, policy in (("eureka-registrator-execution", "execution-role-policy.json"),
-                         ("eureka-registrator-registrar", "registrar-task-policy.json")):
+    for role, policy, value in (
+            ("eureka-registrator-execution", "execution-role-policy.json", "EXECUTION_ROLE_ARN"),
+            ("eureka-registrator-registrar", "registrar-task-policy.json", "REGISTRAR_TASK_ROLE_ARN"),
+            ("eureka-registrator-heartbeater", "heartbeater-task-policy.json", "HEARTBEATER_TASK_ROLE_ARN")):
         arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
         iam.put_role_policy(RoleName=role, PolicyName=policy.removesuffix(".json"),
                             PolicyDocument=render.render((ECS / "iam" / policy).read_text(), values))
-        values["EXECUTION_ROLE_ARN" if role.endswith("execution") else "REGISTRAR_TASK_ROLE_ARN"] = arn
+        values[value] = arn
     return values
 
 
@@ -196,6 +198,12 @@ def test_ecs_definitions_register_with_the_ecs_api(moto: str, tmp_path: Path) ->
     assert {"ecs:DescribeTasks", "ecs:DescribeServices", "elasticloadbalancing:DescribeTargetGroups",
             "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeLoadBalancers",
             "elasticloadbalancing:DescribeTargetHealth"} <= actions
+    heartbeater_task = ecs.describe_task_definition(taskDefinition="eureka-registrator-heartbeater")["taskDefinition"]
+    assert heartbeater_task["taskRoleArn"] == values["HEARTBEATER_TASK_ROLE_ARN"]
+    policy = _client(moto, "iam").get_role_policy(RoleName="eureka-registrator-heartbeater",
+                                                  PolicyName="heartbeater-task-policy")["PolicyDocument"]
+    assert {action for statement in policy["Statement"] for action in statement["Action"]} == {
+        "elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:DescribeLoadBalancers"}
 
 
 def test_render_names_every_missing_value(tmp_path: Path) -> None:

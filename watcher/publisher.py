@@ -27,6 +27,7 @@ from rq import Queue
 from shared import keys, logs, metrics, queues
 from shared.config import WatcherConfig
 from shared.models import ContainerState, Ec2Metadata, InstanceStatus, Phase, ServiceRecord
+from shared.alb import needs_host_instance_id
 from shared.registration import wants_ec2_metadata
 from shared.store import Store
 from watcher import hostip
@@ -176,8 +177,9 @@ class Publisher:
             self._stopping.discard(container_id)
 
     def _ec2_metadata(self, services: tuple[ServiceRecord, ...]) -> Ec2Metadata | None:
-        """The host's EC2 metadata when a service asks for it; None (already logged) when unavailable."""
-        if not any(wants_ec2_metadata(record) for record in services):
+        """The host's EC2 metadata when a service asks for it (auto-populate, or the ALB lookup without ECS
+        labels); None (already logged) when unavailable."""
+        if not any(wants_ec2_metadata(record) or needs_host_instance_id(record) for record in services):
             return None
         try:
             return self.ec2.metadata()

@@ -1,5 +1,7 @@
-"""AWS Application Load Balancers for the registrar: finding the ALB in front of a service, its health,
-whether it still exists (SPEC section 5). `alb_resolver` builds what the registrar calls."""
+"""AWS Application Load Balancers (SPEC section 5): finding the ALB in front of a service, its health, whether it
+still exists (`resolver`, through the fleet's cache in Redis, `cache`, and AWS, `boto`), and the ALB's Eureka
+record as a thing of its own (`record`), joined and left by containers (`membership`, with `lookups` that never
+hold a job up) and renewed by the heartbeater. `alb_resolver` builds the resolver the workers call."""
 
 from __future__ import annotations
 

@@ -23,7 +23,8 @@ from typing import Any, Callable, TypeVar
 import redis
 from pydantic import TypeAdapter
 
-from registrar.albs.directory import AlbDirectory, AwsLookupError, ErrorKind, InstanceTarget, ServiceTargetGroup
+from registrar.albs.directory import (AlbDirectory, AwsLookupError, ErrorKind, InstanceTarget, NotCached,
+                                     ServiceTargetGroup)
 from registrar.albs.stats import STATS, AwsStats
 from shared import defaults, keys
 from shared.alb import AlbEndpoint
@@ -51,6 +52,7 @@ class CachedDirectory:
         self.redis = client
         self.directory = directory
         self.stats = stats
+        self.check_interval = check_interval
         check_seconds = check_interval * defaults.AWS_CHECK_FRESHNESS
         self._task_service = _Question("task_service", TypeAdapter(str | None), defaults.AWS_TASK_SERVICE_SECONDS)
         self._service_tasks = _Question("service_tasks", TypeAdapter(tuple[str, ...]),
@@ -65,6 +67,11 @@ class CachedDirectory:
                                            defaults.AWS_INSTANCE_TARGETS_SECONDS)
         self._healthy_target_count = _Question("healthy_target_count", TypeAdapter(int | None), check_seconds)
         self._load_balancer_exists = _Question("load_balancer_exists", TypeAdapter(bool), check_seconds)
+
+    def cache_only(self) -> CachedDirectory:
+        """The same directory answering from the cache alone: what is not there raises `NotCached` at once
+        (AWS is not asked, nor another worker's answer waited for)."""
+        return _CacheOnly(self.redis, self.directory, check_interval=self.check_interval, stats=self.stats)
 
     def task_service(self, cluster: str, task_arn: str) -> str | None:
         return self._ask(self._task_service, (cluster, task_arn),
@@ -198,6 +205,15 @@ class CachedDirectory:
     def _answered(self, question: _Question) -> None:
         if self.redis.delete(keys.aws_failures(question.name)):
             log.info("AWS answers %s again", question.name)
+
+
+class _CacheOnly(CachedDirectory):
+    def _ask(self, question: _Question, args: tuple[str, ...], fetch: Callable[[], T]) -> T:
+        found, answer = self._cached(question, keys.aws_answer(question.name, *args))
+        if not found:
+            raise NotCached(question.name)
+        self.stats.hit(question.name)
+        return answer
 
 
 def _is_positive(answer: Any) -> bool:

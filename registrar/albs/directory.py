@@ -64,6 +64,10 @@ class AwsLookupError(Exception):
         return f"{self.operation}: {self.code}"
 
 
+class NotCached(Exception):
+    """The answer is not in the fleet's cache (asked of a cache-only directory)."""
+
+
 class AlbDirectory(Protocol):
     def task_service(self, cluster: str, task_arn: str) -> str | None:
         """The name of the ECS service that started the task (its group `service:<name>`); None when the

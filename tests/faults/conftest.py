@@ -22,13 +22,6 @@ def docker_proxy(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture
-def eureka_proxy(eureka: DevEureka) -> Iterator[EurekaProxy]:
-    proxy = EurekaProxy(eureka.port).start()
-    yield proxy
-    proxy.close()
-
-
-@pytest.fixture
 def faulty_system(components: Components, eureka: DevEureka, docker_engine: DockerEngine,
                   docker_client: docker.DockerClient, docker_proxy: DockerProxy, eureka_proxy: EurekaProxy,
                   redis_client: redis.Redis, redis_url: str) -> SimpleNamespace:
