@@ -271,7 +271,10 @@ class DueHeartbeats:
 
 @dataclass(frozen=True)
 class HeartbeatTarget:
-    instance: TrackedInstance
+    key: str
+    source: str
+    # Its renewal interval in seconds (None: not recorded, the default applies).
+    interval: int | None
     live: bool
 
 
@@ -469,12 +472,20 @@ class Store:
         return DueHeartbeats(due[0::2], [float(score) for score in due[1::2]], float(shortest))
 
     def heartbeat_targets(self, instance_keys: list[str]) -> list[HeartbeatTarget]:
-        """The still-tracked instances among `instance_keys`, each with whether its source is live."""
-        found = list(self.instances(instance_keys).values())
+        """The still-tracked instances among `instance_keys`, each with its source, its renewal interval and
+        whether the source is live. No document is read: a renewal needs none (a re-registration reads it
+        under its lock)."""
         pipe = self.redis.pipeline(transaction=False)
-        for instance in found:
-            pipe.exists(keys.live(instance.source))
-        return [HeartbeatTarget(instance, bool(live)) for instance, live in zip(found, pipe.execute())]
+        for key in instance_keys:
+            pipe.hget(keys.instance(key), "source")
+            pipe.hget(keys.HEARTBEAT_INTERVAL, key)
+        answers = pipe.execute()
+        found = [(key, source, interval) for key, source, interval in zip(instance_keys, answers[0::2], answers[1::2])
+                 if source is not None]
+        for _, source, _ in found:
+            pipe.exists(keys.live(source))
+        return [HeartbeatTarget(key, source, int(interval) if interval else None, bool(live))
+                for (key, source, interval), live in zip(found, pipe.execute())]
 
     def is_live(self, source: str) -> bool:
         return bool(self.redis.exists(keys.live(source)))
