@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import redis
+from redis.exceptions import LockNotOwnedError
 from rq.job import Job
 
 from shared import defaults, keys
@@ -220,6 +221,84 @@ return 1
 """
 
 
+# Locks are strings holding their holder's token, with an expiry in milliseconds (the form redis-py's
+# `Lock` uses too). Renewing the locks a worker holds, in the scripts that take one more lock:
+# KEYS from `first` on are held locks, ARGV from `first - 1` on their tokens (ARGV[1] the life in ms).
+# Returns the name of a held lock that is no longer the worker's, or nil.
+_RENEW_HELD = """
+local function renew_held(first)
+  for i = first, #KEYS do
+    if redis.call('GET', KEYS[i]) ~= ARGV[i - first + 3] then
+      return KEYS[i]
+    end
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  end
+  return nil
+end
+"""
+
+# KEYS: lock, then held locks.  ARGV: life in ms, token, then the held locks' tokens.
+# Returns {1} when taken (held locks renewed), {0} when another holder has it, {-1, name} when a held
+# lock was lost.
+_TAKE_LOCK = _RENEW_HELD + """
+local lost = renew_held(2)
+if lost then
+  return {-1, lost}
+end
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
+  return {0}
+end
+return {1}
+"""
+
+# KEYS: held locks.  ARGV: life in ms, unused, then their tokens.  Returns a lost lock's name, or ''.
+_RENEW_LOCKS = _RENEW_HELD + """
+return renew_held(1) or ''
+"""
+
+# KEYS: job flag, source lock, state, source instances.
+# ARGV: life in ms, token, job id ('' if none), instance key prefix.
+# The start of a reconcile: the job's "queued" flag goes (a change from now on needs a new job), then,
+# if the source lock is free, it is taken and the state and the tracked instances are read.
+# Returns {0} when the lock is taken by another holder, else {1, doc ('' if none), gen, event time ('' if
+# none), then for each tracked instance: key, doc, source}.
+_BEGIN_RECONCILE = """
+if ARGV[3] ~= '' and redis.call('GET', KEYS[1]) == ARGV[3] then
+  redis.call('DEL', KEYS[1])
+end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then
+  return {0}
+end
+local state = redis.call('HMGET', KEYS[3], 'doc', 'gen', 'event_time')
+local result = {1, state[1] or '', state[2] or '0', state[3] or ''}
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  local instance = redis.call('HMGET', ARGV[4] .. key, 'doc', 'source')
+  if instance[1] then
+    table.insert(result, key)
+    table.insert(result, instance[1])
+    table.insert(result, instance[2] or '')
+  end
+end
+return result
+"""
+
+# KEYS: instance lock, instance, state, then held locks.  ARGV: life in ms, token, then the held locks' tokens.
+# Takes an instance's lock with its holder's other locks renewed, and reads the instance and the
+# current generation of a source's state. Returns {0} (lock busy), {-1, name} (a held lock was lost),
+# or {1, gen, doc ('' if none), source}.
+_TAKE_INSTANCE_LOCK = _RENEW_HELD + """
+local lost = renew_held(4)
+if lost then
+  return {-1, lost}
+end
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
+  return {0}
+end
+local instance = redis.call('HMGET', KEYS[2], 'doc', 'source')
+return {1, redis.call('HGET', KEYS[3], 'gen') or '0', instance[1] or '', instance[2] or ''}
+"""
+
+
 class Lease(Enum):
     HELD = "held"
     TAKEN = "taken by another watcher"
@@ -279,6 +358,24 @@ class HeartbeatTarget:
 
 
 @dataclass(frozen=True)
+class ReconcileStart:
+    """What a reconcile starts from, read as it took the source's lock: the stored state and the instances
+    the source owns."""
+
+    stored: StoredState
+    tracked: dict[str, TrackedInstance]
+
+
+@dataclass(frozen=True)
+class InstanceClaim:
+    """Read as an instance's lock was taken: the instance (None if not tracked) and the generation of
+    the state of the source taking it now."""
+
+    instance: TrackedInstance | None
+    state_gen: str
+
+
+@dataclass(frozen=True)
 class Untracked:
     removed: bool
     claimants: tuple[str, ...]
@@ -304,6 +401,10 @@ class Store:
         self._track = client.register_script(_TRACK)
         self._untrack = client.register_script(_UNTRACK)
         self._forget_host = client.register_script(_FORGET_HOST)
+        self._take_lock = client.register_script(_TAKE_LOCK)
+        self._renew_locks = client.register_script(_RENEW_LOCKS)
+        self._begin_reconcile = client.register_script(_BEGIN_RECONCILE)
+        self._take_instance_lock = client.register_script(_TAKE_INSTANCE_LOCK)
 
     def now(self) -> float:
         """Redis server time, in seconds."""
@@ -556,3 +657,62 @@ class Store:
 
     def lock(self, name: str, timeout: float, blocking_timeout: float = defaults.LOCK_WAIT_SECONDS) -> redis.lock.Lock:
         return self.redis.lock(name, timeout=timeout, blocking_timeout=blocking_timeout)
+
+    # --- locks held while writing to Eureka (see shared.locking) -----------------------------------
+    # `held`: the (name, token) of the locks the caller holds already; they are renewed in the same step
+    # (LockNotOwnedError if one of them is no longer the caller's). `life_ms`: a lock's life.
+
+    def take_lock(self, name: str, token: str, life_ms: int, held: Sequence[tuple[str, str]] = ()) -> bool:
+        """Take lock `name` for `token` unless another holder has it."""
+        return _taken(self._take_lock(keys=[name, *(lock for lock, _ in held)],
+                                      args=[life_ms, token, *(held_token for _, held_token in held)])) is not None
+
+    def renew_locks(self, held: Sequence[tuple[str, str]], life_ms: int) -> None:
+        """Give every held lock its full life again."""
+        lost = self._renew_locks(keys=[lock for lock, _ in held], args=[life_ms, "", *(token for _, token in held)])
+        if lost:
+            raise LockNotOwnedError(f"lock {lost} expired or was taken over while this worker held it")
+
+    def release_lock(self, name: str, token: str) -> bool:
+        """Release lock `name` if `token` still holds it."""
+        return bool(self._delete_if_equal(keys=[name], args=[token]))
+
+    def begin_reconcile(self, source: str, job_id: str, lock: str, token: str, life_ms: int) -> ReconcileStart | None:
+        """In one step: job `job_id` of `source` has started (its "queued" flag goes), and, unless another
+        holder has it, the source lock is taken and what the reconcile starts from read. None: lock busy."""
+        result = self._begin_reconcile(
+            keys=[keys.job(keys.reconcile_job_name(source)), lock, keys.state(source), keys.source_instances(source)],
+            args=[life_ms, token, job_id, keys.instance("")])
+        if not result[0]:
+            return None
+        _, doc, gen, event_time, *rows = result
+        tracked = {}
+        for index in range(0, len(rows), 3):
+            key, instance_doc, instance_source = rows[index:index + 3]
+            if instance_source == source:
+                tracked[key] = TrackedInstance(key, json.loads(instance_doc), instance_source)
+        return ReconcileStart(_stored_state([doc or None, gen, event_time or None]), dict(sorted(tracked.items())))
+
+    def read_reconcile(self, source: str) -> ReconcileStart:
+        """What a reconcile starts from, read again (by the holder of the source lock)."""
+        return ReconcileStart(self.stored_state(source), self.tracked_instances(source))
+
+    def take_instance_lock(self, key: str, source: str, lock: str, token: str, life_ms: int,
+                           held: Sequence[tuple[str, str]]) -> InstanceClaim | None:
+        """Take instance `key`'s lock (and renew `held`), reading the instance and the generation of
+        `source`'s state in the same step. None: lock busy."""
+        result = _taken(self._take_instance_lock(
+            keys=[lock, keys.instance(key), keys.state(source), *(held_lock for held_lock, _ in held)],
+            args=[life_ms, token, *(held_token for _, held_token in held)]))
+        if result is None:
+            return None
+        _, gen, doc, instance_source = result
+        return InstanceClaim(TrackedInstance(key, json.loads(doc), instance_source) if doc else None, gen)
+
+
+def _taken(result: list[Any]) -> list[Any] | None:
+    """The answer of a script that takes a lock: None when another holder has it; LockNotOwnedError when
+    one of the caller's held locks was lost."""
+    if result[0] == -1:
+        raise LockNotOwnedError(f"lock {result[1]} expired or was taken over while this worker held it")
+    return result if result[0] else None

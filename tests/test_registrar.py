@@ -132,3 +132,25 @@ def test_a_registration_eureka_refuses_is_logged_not_retried(
         posts = [request for request in picky.requests if request.startswith("POST")]
         assert posts == ["POST /eureka/apps/WEB"]
         assert redis_client.smembers(keys.source_instances(SOURCE)) == set()
+
+
+def test_a_status_change_that_a_newer_state_makes_moot_is_not_sent(
+        components: Components, store: Store, queue, redis_client: redis.Redis) -> None:
+    empty_registry = Answer(200, '{"applications": {"application": []}}')
+    with StubServer(Answer(204), by_method={"GET": empty_registry}) as recording:
+        start_registrars(components, recording, 1)  # type: ignore[arg-type] - only its url is used
+        publish(store, queue, running())
+        wait_until(lambda: not redis_client.zcard(keys.PENDING), 10, "the registration")
+        registered = len(recording.requests)
+
+        # The container is being killed: DOWN is published, and its job reads it; the instance lock, held
+        # here, keeps the job from writing until the container has died (published next).
+        instance_lock = redis_client.lock(keys.instance_lock("WEB/10.1.2.3_18080"), timeout=30)
+        assert instance_lock.acquire(blocking=False)
+        publish(store, queue, running(InstanceStatus.DOWN))
+        wait_until(lambda: redis_client.exists(keys.source_lock(SOURCE)), 10, "the DOWN job to read its state")
+        publish(store, queue, EXITED)
+        instance_lock.release()
+
+        wait_until(lambda: queue.count == 0 and not redis_client.zcard(keys.PENDING), 10, "all jobs applied")
+        assert recording.requests[registered:] == ["DELETE /eureka/apps/WEB/10.1.2.3_18080"]
