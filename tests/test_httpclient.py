@@ -132,3 +132,38 @@ def test_failures_are_named_by_kind() -> None:
 def test_only_http_urls() -> None:
     with pytest.raises(ValueError, match="not an http"):
         HttpClient("ftp://example.com", 1.0)
+
+
+def test_a_stream_is_read_line_by_line_until_closed_from_another_thread() -> None:
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for line in (b'{"n": 1}\n', b'{"n": 2}\n'):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.flush()
+            release.wait(10)  # open and silent, as an event stream between events
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        stream = HttpClient(f"http://127.0.0.1:{httpd.server_address[1]}", 1.0).stream("GET", "/events")
+        assert stream.status == 200
+        lines = stream.lines()
+        assert [next(lines), next(lines)] == [b'{"n": 1}\n', b'{"n": 2}\n']
+        # No read timeout: the stream waits for more, longer than the client's timeout, until closed.
+        threading.Timer(1.5, stream.close).start()
+        assert list(lines) == []
+    finally:
+        release.set()
+        httpd.shutdown()
+        httpd.server_close()

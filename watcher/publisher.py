@@ -20,8 +20,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import docker
-import requests
 from rq import Queue
 
 from shared import keys, logs, metrics, queues
@@ -31,6 +29,7 @@ from shared.registration import wants_ec2_metadata
 from shared.store import Store
 from watcher import hostip
 from watcher.ec2 import Ec2MetadataClient, Ec2MetadataError
+from watcher.engine import ContainerNotFound, DockerEngine, DockerError
 from watcher.events import Event
 from watcher.liveness import Liveness
 from watcher.services import CONTAINER_NETWORK_PREFIX, Derivation, Rules, derive_services, network_mode
@@ -59,11 +58,11 @@ class _Known:
 
 
 class Publisher:
-    def __init__(self, settings: WatcherConfig, host: str, docker_client: docker.DockerClient, store: Store,
+    def __init__(self, settings: WatcherConfig, host: str, engine: DockerEngine, store: Store,
                  registrar_queue: Queue, liveness: Liveness, rules: Rules, ec2: Ec2MetadataClient) -> None:
         self.settings = settings
         self.host = host
-        self.docker = docker_client
+        self.docker = engine
         self.store = store
         self.queue = registrar_queue
         self.liveness = liveness
@@ -120,7 +119,7 @@ class Publisher:
         Redis's errors when listing fails."""
         metrics.RESYNCS.inc()
         self.resolved_host_ip = self.settings.ip or hostip.resolve(self.host)
-        present = [entry["Id"] for entry in self.docker.api.containers(all=True)]
+        present = [entry["Id"] for entry in self.docker.containers()]
         failed = []
         for container_id in present:
             try:
@@ -144,14 +143,14 @@ class Publisher:
     def refresh(self, container_id: str, *, force: bool = False, event_time: float | None = None) -> None:
         """Inspect the container now and publish its state. Raises InspectFailed."""
         try:
-            container = self.docker.api.inspect_container(container_id)
-        except docker.errors.NotFound:
+            container = self.docker.inspect(container_id)
+        except ContainerNotFound:
             log.info("container %s no longer exists: its services go", container_id[:12],
                      extra=logs.about(source=keys.source(self.host, container_id)))
             self._set_stopping(container_id, False)
             self._publish(container_id, None, DEFAULT_STOP_SIGNAL, force=force, event_time=event_time)
             return
-        except (docker.errors.DockerException, requests.RequestException) as err:
+        except DockerError as err:
             raise InspectFailed(container_id, str(err)) from None
         # A container that is not running has no services: nothing to derive, nothing to complain about.
         derivation = NO_SERVICES
@@ -191,8 +190,8 @@ class Publisher:
         if not mode.startswith(CONTAINER_NETWORK_PREFIX):
             return None
         try:
-            return self.docker.api.inspect_container(mode[len(CONTAINER_NETWORK_PREFIX):])
-        except (docker.errors.DockerException, requests.RequestException) as err:
+            return self.docker.inspect(mode[len(CONTAINER_NETWORK_PREFIX):])
+        except DockerError as err:
             log.warning("container %s: cannot inspect the container whose network it shares: %s",
                         container["Id"][:12], err, extra=logs.about(source=keys.source(self.host, container["Id"]),
                                                                     container_name=container.get("Name")))
