@@ -17,7 +17,7 @@ from redis.exceptions import LockNotOwnedError
 from rq.job import Job
 
 from shared import defaults, keys
-from shared.models import ContainerState
+from shared.models import ContainerState, parse_state, state_json
 
 # Every script that needs the time starts with this: Redis server time in seconds, as a float.
 _NOW = """
@@ -383,7 +383,7 @@ class Untracked:
 
 def _stored_state(fields: list[str | None]) -> StoredState:
     doc, gen, event_time = fields
-    return StoredState(ContainerState.model_validate_json(doc) if doc else None, gen or "0",
+    return StoredState(parse_state(doc) if doc else None, gen or "0",
                        float(event_time) if event_time else None)
 
 
@@ -430,7 +430,7 @@ class Store:
         (or `force`) and no job for this source is waiting in the queue yet."""
         host, _ = keys.split_source(source)
         vouched = state is not None and state.vouched
-        doc = "" if state is None else state.model_dump_json()
+        doc = "" if state is None else state_json(state)
         changed, seq, enqueue = self._publish_state(
             keys=[keys.state(source), keys.host_sources(host), keys.live(source), keys.PENDING, keys.host(host),
                   keys.job(keys.reconcile_job_name(source)), keys.PENDING_TRIES],

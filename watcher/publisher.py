@@ -17,7 +17,7 @@ renewal, which lists containers, stops too).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rq import Queue
@@ -88,7 +88,7 @@ class Publisher:
             elif stops_container(event.attributes.get("signal"), known.stop_signal):
                 self._set_stopping(container_id, True)
                 if known.state.phase is Phase.RUNNING:
-                    down = known.state.model_copy(update={"status": InstanceStatus.DOWN})
+                    down = replace(known.state, status=InstanceStatus.DOWN)
                     self._publish(container_id, down, known.stop_signal, event_time=event.time)
         elif action == "die":
             self._set_stopping(container_id, False)

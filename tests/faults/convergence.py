@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from shared import keys
-from shared.models import ContainerState, Phase
+from shared.models import Phase, parse_state
 from shared.registration import registration
 from tests.conftest import HOST_IP
 from tests.support import DevEureka
@@ -44,7 +44,7 @@ def wanted_registry(client: redis.Redis) -> dict[str, Wanted]:
             doc = client.hget(keys.state(source), "doc")
             if not doc or not client.exists(keys.live(source)):
                 continue
-            state = ContainerState.model_validate_json(doc)
+            state = parse_state(doc)
             if state.phase is not Phase.RUNNING or not state.vouched:
                 continue
             for record in state.services:
