@@ -40,10 +40,11 @@ end
 
 # KEYS: state, host sources, live, pending, host, job flag, pending tries.
 # ARGV: doc ('' = container gone), vouched, ttl, source, sweep after, job id, job key prefix, force,
-# time of the Docker event behind the change ('' if none).
+# time of the Docker event behind the change ('' if none), then the commands that enqueue job `job id`:
+# their number, and for each its number of arguments and the arguments.
 # Returns {changed, seq, enqueue}: whether the wanted state changed, the host's change counter after
-# this, and whether the caller must enqueue job `job id` (no job for this source is queued yet, or
-# `force`).
+# this, and whether job `job id` is needed (no job for this source is queued yet, or `force`): 1 = the
+# caller must enqueue it, 2 = enqueued here (by the commands given).
 _PUBLISH_STATE = _NOW + _CLAIM_JOB + """
 if ARGV[2] == '1' then
   redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])
@@ -76,6 +77,15 @@ if ARGV[8] == '1' then
   enqueue = 1
 elseif changed == 1 then
   enqueue = claim_job(KEYS[6], ARGV[6], ARGV[7])
+end
+if enqueue == 1 and tonumber(ARGV[10]) > 0 then
+  local at = 11
+  for _ = 1, tonumber(ARGV[10]) do
+    local count = tonumber(ARGV[at])
+    redis.call(unpack(ARGV, at + 1, at + count))
+    at = at + count + 1
+  end
+  enqueue = 2
 end
 return {changed, seq, enqueue}
 """
@@ -424,20 +434,24 @@ class Store:
         return self.redis.get(keys.host_watcher(host))
 
     def publish_state(self, source: str, state: ContainerState | None, *, ttl: int, sweep_after: float,
-                      job_id: str, force: bool = False, event_time: float | None = None) -> Published:
+                      job_id: str, force: bool = False, event_time: float | None = None,
+                      enqueue: Sequence[Sequence[Any]] = ()) -> Published:
         """Store a container's wanted state (None: the container no longer exists) and set or drop its
-        liveness entry. `enqueue` tells the caller to enqueue reconcile job `job_id`: the state changed
-        (or `force`) and no job for this source is waiting in the queue yet."""
+        liveness entry. When the state changed (or `force`) and no reconcile job for this source is
+        waiting in the queue yet, job `job_id` is needed: `enqueue`, the commands that enqueue it
+        (`queues.reconcile_job_commands`), are run in the same step; without them, `enqueue` in the answer
+        tells the caller to enqueue it."""
         host, _ = keys.split_source(source)
         vouched = state is not None and state.vouched
         doc = "" if state is None else state_json(state)
-        changed, seq, enqueue = self._publish_state(
+        commands = [part for command in enqueue for part in (len(command), *command)]
+        changed, seq, needed = self._publish_state(
             keys=[keys.state(source), keys.host_sources(host), keys.live(source), keys.PENDING, keys.host(host),
                   keys.job(keys.reconcile_job_name(source)), keys.PENDING_TRIES],
             args=[doc, "1" if vouched else "0", ttl, source, sweep_after, job_id, Job.redis_job_namespace_prefix,
-                  "1" if force else "0", "" if event_time is None else repr(event_time)],
+                  "1" if force else "0", "" if event_time is None else repr(event_time), len(enqueue), *commands],
         )
-        return Published(bool(changed), int(seq), bool(enqueue))
+        return Published(bool(changed), int(seq), needed == 1)
 
     def renew_liveness(self, host: str, token: str, sources: Iterable[str], ttl: int, expected_seq: int) -> Renewal:
         """Renew the host's watcher lease and the liveness entries of its vouched `sources`, and say

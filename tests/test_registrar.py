@@ -45,10 +45,11 @@ def queue(redis_url: str):
 
 
 def publish(store: Store, queue, state: ContainerState | None, *, sweep_after: float = 10) -> None:
-    """What the watcher does: publish, and enqueue a reconcile unless one is queued already."""
+    """What the watcher does: publish, and in the same step enqueue a reconcile unless one is queued already."""
     job_id = queues.new_job_id()
-    if store.publish_state(SOURCE, state, ttl=30, sweep_after=sweep_after, job_id=job_id).enqueue:
-        queues.enqueue_reconcile(queue, SOURCE, "/web", job_id)
+    enqueue = queues.reconcile_job_commands(queue, SOURCE, "/web", job_id)
+    assert not store.publish_state(SOURCE, state, ttl=30, sweep_after=sweep_after, job_id=job_id,
+                                   enqueue=enqueue).enqueue
 
 
 def done(job: Job) -> bool:
@@ -59,6 +60,21 @@ def done(job: Job) -> bool:
 def start_registrars(components: Components, eureka: DevEureka, count: int) -> None:
     for number in range(count):
         components.start("registrar", name=f"registrar-{number}", env={"EUREKA_URL": eureka.url})
+
+
+def test_the_publish_script_enqueues_the_job_exactly_as_rq_does(store: Store, queue, redis_url: str) -> None:
+    raw = redis.Redis.from_url(redis_url)
+    publish(store, queue, running())
+    publish(store, queue, running(InstanceStatus.STARTING))  # its job is still queued: no second one
+    [job_id] = queue.job_ids
+    by_rq = queues.enqueue_reconcile(queue, SOURCE, "/web", queues.new_job_id())
+    assert queue.job_ids == [job_id, by_rq.id]
+    times = {b"created_at", b"enqueued_at"}
+    ours, theirs = raw.hgetall(Job.key_for(job_id)), raw.hgetall(by_rq.key)
+    assert {k: v for k, v in ours.items() if k not in times} == {k: v for k, v in theirs.items() if k not in times}
+    assert raw.smembers("rq:queues") == {queue.key.encode()}
+    job = Job.fetch(job_id, connection=raw)
+    assert (job.func_name, job.args, job.description) == (queues.RECONCILE_JOB, (SOURCE, False), "reconcile web on host-a")
 
 
 def test_any_job_order_on_two_workers_ends_in_the_last_published_state(

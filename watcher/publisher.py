@@ -91,7 +91,6 @@ class Publisher:
                     down = replace(known.state, status=InstanceStatus.DOWN)
                     self._publish(container_id, down, known.stop_signal, event_time=event.time)
         elif action == "die":
-            self._set_stopping(container_id, False)
             known = self._known.get(container_id)
             name = known.name if known else "/" + event.attributes.get("name", container_id[:12])
             exit_code = event.attributes.get("exitCode", "0")
@@ -100,6 +99,7 @@ class Publisher:
                                  deregister=self.settings.deregister)
             self._publish(container_id, state, known.stop_signal if known else DEFAULT_STOP_SIGNAL,
                           event_time=event.time)
+            self._set_stopping(container_id, False)  # after the publish: a dead container's flag is moot
         elif action == "destroy":
             self._set_stopping(container_id, False)
             self._publish(container_id, None, DEFAULT_STOP_SIGNAL, event_time=event.time)
@@ -202,9 +202,15 @@ class Publisher:
         source = keys.source(self.host, container_id)
         job_id = queues.new_job_id()
         vouched = state is not None and state.vouched
+        name = state.container_name if state is not None else container_id[:12]
+        known = self._known.get(container_id)
+        # Its job, enqueued in the same step if one is needed; not prepared for a state published before
+        # (a re-sync): the publish finds it unchanged, unless Redis lost it, and then the job follows.
+        unchanged = not force and known is not None and known.state == state
+        enqueue = () if unchanged else queues.reconcile_job_commands(self.queue, source, name, job_id, force=force)
         with self.liveness.lock:
             published = self.store.publish_state(source, state, ttl=self.settings.ttl, sweep_after=SWEEP_AFTER_SECONDS,
-                                                 job_id=job_id, force=force, event_time=event_time)
+                                                 job_id=job_id, force=force, event_time=event_time, enqueue=enqueue)
             self.liveness.note(container_id, vouched, published)
         metrics.STATES_PUBLISHED.labels("changed" if published.changed else "unchanged").inc()
         if state is None:
@@ -212,6 +218,5 @@ class Publisher:
         else:
             self._known[container_id] = _Known(state.container_name, container_stop_signal, state)
         if published.enqueue:
-            name = state.container_name if state is not None else container_id[:12]
             queues.enqueue_reconcile(self.queue, source, name, job_id, force=force)
         return published.changed
