@@ -63,7 +63,7 @@ class DockerEvents:
 
 class QueueWatch:
     """When reconcile jobs entered the registrar queue and when a worker took them, from Redis keyspace
-    notifications on the queue's list (RQ keeps no record of a finished job: its results are not kept).
+    notifications on the queue's list (RQ keeps no record of when a job was taken).
     Times are when this process heard of it, a fraction of a millisecond after it happened."""
 
     def __init__(self, parts: Parts) -> None:

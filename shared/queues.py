@@ -28,7 +28,9 @@ RECONCILE_JOB = "registrar.jobs.reconcile_source"
 CLEANUP_JOB = "registrar.jobs.cleanup_host"
 HEARTBEAT_JOB = "heartbeater.jobs.heartbeat"
 
-RESULT_TTL = 0
+# Finished jobs stay a minute (the dashboard shows what ran lately): RQ keeps one in the round trip that
+# ends it, where deleting one at once costs it several more.
+RESULT_TTL = 60
 FAILURE_TTL = 24 * 3600
 
 

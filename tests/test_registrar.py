@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import redis
-from rq.job import Job
+from rq.job import Job, JobStatus
 
 from shared import keys, queues
 from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
@@ -53,8 +53,7 @@ def publish(store: Store, queue, state: ContainerState | None, *, sweep_after: f
 
 
 def done(job: Job) -> bool:
-    """Finished jobs are not kept (result_ttl 0); failed ones would be."""
-    return not job.connection.exists(job.key)
+    return job.get_status(refresh=True) == JobStatus.FINISHED
 
 
 def start_registrars(components: Components, eureka: DevEureka, count: int) -> None:
@@ -74,7 +73,8 @@ def test_the_publish_script_enqueues_the_job_exactly_as_rq_does(store: Store, qu
     assert {k: v for k, v in ours.items() if k not in times} == {k: v for k, v in theirs.items() if k not in times}
     assert raw.smembers("rq:queues") == {queue.key.encode()}
     job = Job.fetch(job_id, connection=raw)
-    assert (job.func_name, job.args, job.description) == (queues.RECONCILE_JOB, (SOURCE, False), "reconcile web on host-a")
+    assert (job.func_name, job.args, job.description) == (queues.RECONCILE_JOB, (SOURCE, False),
+                                                          "reconcile web on host-a")
 
 
 def test_any_job_order_on_two_workers_ends_in_the_last_published_state(
