@@ -8,10 +8,12 @@ from registrar.cleanup import remove_dangling
 from registrar.reconcile import Reconciler
 from shared import config, keys, metrics, queues
 from shared.config import RegistrarConfig
+from shared.models import state_reader
 from shared.worker import Connections, JobContext
 
 
 def build(connections: Connections[RegistrarConfig]) -> Reconciler:
+    state_reader()
     return Reconciler(connections.store, connections.eureka, queues.registrar_queue(connections.rq),
                       min_renewal=connections.settings.min_renewal_interval)
 

@@ -107,11 +107,13 @@ def state_json(state: ContainerState) -> str:
 
 def parse_state(doc: str | bytes) -> ContainerState:
     """A stored state, validated. Raises pydantic's ValidationError (a ValueError) naming what is wrong."""
-    return _state_reader().validate_json(doc)
+    return state_reader().validate_json(doc)
 
 
 @cache
-def _state_reader() -> Any:
+def state_reader() -> Any:
+    """pydantic's validator of states, built on first use (a quarter of a second): a reader builds it as it
+    starts, so that its first job does not wait for it."""
     from pydantic import TypeAdapter  # here, not at the top: the watcher must not load it (see above)
 
     return TypeAdapter(ContainerState)
