@@ -63,7 +63,7 @@ class DockerEvents:
 
 class QueueWatch:
     """When reconcile jobs entered the registrar queue and when a worker took them, from Redis keyspace
-    notifications on the queue's list (RQ keeps no record of a finished job: its results are not kept).
+    notifications on the queue's list (RQ keeps no record of when a job was taken).
     Times are when this process heard of it, a fraction of a millisecond after it happened."""
 
     def __init__(self, parts: Parts) -> None:
@@ -158,6 +158,7 @@ def single_runs(parts: Parts, events: DockerEvents, runs: int) -> dict[str, Any]
     queue_watch = QueueWatch(parts)
     register, deregister, run_apps = [], [], []
     commands: dict[str, Counter[str]] = {"start": Counter(), "kill": Counter(), "destroy": Counter()}
+    cpu: dict[str, Counter[str]] = {phase: Counter() for phase in commands}
     seconds = {"start": 0.0, "kill": 0.0, "destroy": 0.0}
     try:
         for run in range(runs):
@@ -166,7 +167,7 @@ def single_runs(parts: Parts, events: DockerEvents, runs: int) -> dict[str, Any]
             parts.wait_quiet()
             for phase, act, method in (("start", container.start, "POST"), ("kill", container.kill, "DELETE"),
                                        ("destroy", container.remove, None)):
-                before, started = parts.command_counts(), time.monotonic()
+                before, cpu_before, started = parts.command_counts(), parts.cpu_seconds(), time.monotonic()
                 act()
                 if method is None:
                     scenario.wait_gone([container])
@@ -177,6 +178,7 @@ def single_runs(parts: Parts, events: DockerEvents, runs: int) -> dict[str, Any]
                     (register if method == "POST" else deregister).append((arrival - event) / 1e6)
                 seconds[phase] += time.monotonic() - started
                 commands[phase].update(_difference(parts.command_counts(), before))
+                cpu[phase].update({name: used - cpu_before[name] for name, used in parts.cpu_seconds().items()})
             run_apps.append((app.upper(), container.id))
         breakdown = _job_breakdown(scenario, events, queue_watch, run_apps)
     finally:
@@ -184,8 +186,10 @@ def single_runs(parts: Parts, events: DockerEvents, runs: int) -> dict[str, Any]
         scenario.close()
     idle_rate = parts.idle_command_rate
     per_phase = {phase: _net_per_run(commands[phase], idle_rate, seconds[phase], runs) for phase in commands}
+    cpu_ms = {phase: {name: round(max(0.0, used - parts.idle_cpu_rate[name] * seconds[phase]) / runs * 1000, 2)
+                      for name, used in cpu[phase].items()} for phase in cpu}
     return {"register_ms": register, "deregister_ms": deregister, "breakdown_ms": breakdown,
-            "commands": per_phase}
+            "commands": per_phase, "cpu_ms": cpu_ms}
 
 
 def _difference(after: dict[str, int], before: dict[str, int]) -> Counter[str]:

@@ -84,8 +84,10 @@ class Parts:
         self._own_commands: Counter[str] = Counter()
         self._rq_connection: redis.Redis
         self.watcher_host = socket.gethostname()
-        # Commands a second the system sends to Redis while nothing happens (measure_idle_commands).
+        # Commands a second the system sends to Redis while nothing happens, and CPU seconds a second each
+        # kind of process spends then (measure_idle_commands).
         self.idle_command_rate: dict[str, float] = {}
+        self.idle_cpu_rate: dict[str, float] = {}
 
     def __enter__(self) -> Parts:
         try:
@@ -157,12 +159,19 @@ class Parts:
 
     def measure_idle_commands(self, seconds: float) -> None:
         """What the idle system sends to Redis per second (heartbeater ticks, sweeps, liveness renewals,
-        RQ's own upkeep), to be taken out of the commands counted for an event."""
-        before, started = self.command_counts(), time.monotonic()
+        RQ's own upkeep), and the CPU it spends, to be taken out of what is counted for an event."""
+        before, cpu_before, started = self.command_counts(), self.cpu_seconds(), time.monotonic()
         time.sleep(seconds)
-        after, elapsed = self.command_counts(), time.monotonic() - started
+        after, cpu_after, elapsed = self.command_counts(), self.cpu_seconds(), time.monotonic() - started
         self.idle_command_rate = {name: (calls - before.get(name, 0)) / elapsed for name, calls in after.items()
                                   if calls > before.get(name, 0)}
+        self.idle_cpu_rate = {name: (cpu_after[name] - cpu_before[name]) / elapsed for name in cpu_after}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time so far of the watcher, the registrars together, and Redis."""
+        return {"watcher": cpu_seconds(pid(self.watcher)),
+                "registrars": sum(cpu_seconds(pid(process)) for process in self.registrars),
+                "redis": self.redis_cpu_seconds()}
 
     def command_counts(self) -> dict[str, int]:
         """Calls per Redis command so far, without the bench's own reads."""

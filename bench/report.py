@@ -19,7 +19,7 @@ FIGURES = (
     "heartbeats.steady.heartbeater_cpu_ms_per_1000", "heartbeats.cycle_s_per_1000",
     "footprint.watcher_rss_idle_mb", "footprint.watcher_rss_storm_mb", "footprint.registrar_rss_mb",
     "footprint.heartbeater_rss_mb", "footprint.redis_bytes_per_instance",
-    "redis_commands.per_docker_event", "redis_commands.per_heartbeat",
+    "redis_commands.per_docker_event", "redis_commands.per_heartbeat", "cpu_ms_per_run.start.registrars",
     "eureka.load_per_second", "load.end",
 )
 # The Go registrator this project replaces, measured on this kind of machine (issue 11).
@@ -69,6 +69,9 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
             "per_heartbeat": round(steady["redis_commands_per_renewal"], 2),
             "by_command_per_run": commands,
         },
+        # CPU per single run (less what the idle system spends in the same time), by step: `start`, `kill`
+        # (the kill and die events), `destroy`; per process kind.
+        "cpu_ms_per_run": single["cpu_ms"],
         "samples": {"register_ms": single["register_ms"], "deregister_ms": single["deregister_ms"],
                     "storm_register_ms": storm["register_ms"], "storm_deregister_ms": storm["deregister_ms"]},
     }
@@ -83,6 +86,11 @@ def write(raw: dict[str, Any], out: Path) -> dict[str, Any]:
 
 def _ms(stats: dict[str, float]) -> str:
     return f"{stats['p50']:.1f} / {stats['p90']:.1f} / {stats['p99']:.1f}"
+
+
+def _cpu(per_run: dict[str, dict[str, float]]) -> str:
+    return ", ".join(" / ".join(f"{per_run[phase][name]:.1f}" for name in ("watcher", "registrars", "redis"))
+                     for phase in ("start", "kill"))
 
 
 def table(results: dict[str, Any]) -> str:
@@ -119,6 +127,7 @@ def table(results: dict[str, Any]) -> str:
         ("Redis bytes per instance", f"{foot['redis_bytes_per_instance']}", "", ""),
         ("Redis commands per Docker event / per heartbeat",
          f"{commands['per_docker_event']} / {commands['per_heartbeat']}", "", ""),
+        ("CPU per start, kill+die: watcher / registrars / Redis, ms", _cpu(results["cpu_ms_per_run"]), "", ""),
     ]
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     lines = [" | ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]

@@ -22,7 +22,7 @@ from registrar.albs.resolver import AlbResolver
 from shared import defaults, keys, logs, metrics
 from shared.eureka import EurekaClient, EurekaError, EurekaUnavailable
 from shared.locking import Locks
-from shared.store import DueHeartbeats, Store, TrackedInstance
+from shared.store import DueHeartbeats, HeartbeatTarget, Store, TrackedInstance
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,15 @@ class Heartbeater:
             instance_keys = [key for key in instance_keys if keys.alb_of_schedule_entry(key) is None]
         targets = self.store.heartbeat_targets(instance_keys)
         for done, target in enumerate(targets):
-            key = target.instance.key
+            key = target.key
             if not target.live:
                 metrics.HEARTBEATS.labels("not_vouched").inc()
-                about, extra = _about(target.instance)
-                log.debug("no heartbeat for %s: %s is not vouched for", key, about, extra=extra)
+                if log.isEnabledFor(logging.DEBUG):
+                    about, extra = self._about(target)
+                    log.debug("no heartbeat for %s: %s is not vouched for", key, about, extra=extra)
                 continue
             if clock is not None and key in due_at:
-                self._measure(clock.now() - due_at[key], target.instance.document)
+                self._measure(clock.now() - due_at[key], target.interval)
             app, instance_id = keys.split_instance_key(key)
             try:
                 renewed = self.eureka.heartbeat(app, instance_id)
@@ -71,7 +72,7 @@ class Heartbeater:
                 return False
             except EurekaError as err:
                 metrics.HEARTBEATS.labels("failed").inc()
-                about, extra = _about(target.instance)
+                about, extra = self._about(target)
                 log.error("heartbeat of %s (%s) failed: %s", key, about, err, extra=extra)
                 continue
             metrics.HEARTBEATS.labels("renewed" if renewed else "not_found").inc()
@@ -98,12 +99,16 @@ class Heartbeater:
         about, extra = _about(instance)
         log.info("re-registered %s: Eureka answered 404 to its heartbeat (%s)", key, about, extra=extra)
 
+    def _about(self, target: HeartbeatTarget) -> tuple[str, dict[str, Any]]:
+        """For a message: the container behind the instance, named from its registration (read for the
+        message: renewals themselves read no document)."""
+        instance = self.store.instance(target.key)
+        return logs.about_instance(target.source, instance.document if instance else None, target.key)
 
-    def _measure(self, lateness: float, document: dict[str, Any]) -> None:
+    def _measure(self, lateness: float, interval: int | None) -> None:
         metrics.HEARTBEAT_LATENESS.observe(max(0.0, lateness))
-        # Measuring must never fail a renewal: a document without a lease counts with the default interval.
-        interval = (document.get("leaseInfo") or {}).get("renewalIntervalInSecs",
-                                                         defaults.DEFAULT_RENEWAL_INTERVAL_SECONDS)
+        # Measuring must never fail a renewal: an instance without a recorded interval counts with the default.
+        interval = interval or defaults.DEFAULT_RENEWAL_INTERVAL_SECONDS
         # A ticker claims what is due once per tick: that much lateness is by design.
         if lateness > interval * defaults.HEARTBEAT_LATE_FRACTION + self.tick:
             metrics.HEARTBEATS_MISSED.inc()

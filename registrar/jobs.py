@@ -9,11 +9,13 @@ from registrar.cleanup import remove_dangling
 from registrar.reconcile import Reconciler
 from shared import config, keys, metrics, queues
 from shared.config import RegistrarConfig
+from shared.models import state_reader
 from shared.worker import Connections, JobContext
 
 
 def build(connections: Connections[RegistrarConfig]) -> Reconciler:
     settings = connections.settings
+    state_reader()
     return Reconciler(connections.store, connections.eureka, queues.registrar_queue(connections.rq),
                       min_renewal=settings.min_renewal_interval,
                       resolver=alb_resolver(connections.store.redis, check_interval=settings.alb_check_interval))

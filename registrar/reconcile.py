@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, Iterator
 
 from rq import Queue
 
@@ -38,9 +40,17 @@ from shared.eureka import EurekaClient, EurekaRejected, EurekaUnavailable
 from shared.locking import Locks
 from shared.models import ContainerState, InstanceStatus, Phase
 from shared.registration import Registration, registration
-from shared.store import Store, TrackedInstance
+from shared.store import ReconcileStart, Store, TrackedInstance
 
 log = logging.getLogger(__name__)
+
+# States of one source applied by one reconcile at most, when its state keeps changing meanwhile; the
+# job queued for the latest change applies the rest.
+RECONCILE_ROUNDS = 3
+
+
+class StateChanged(Exception):
+    """The source's wanted state changed since the reconcile read it: what it was about to write is moot."""
 
 
 class Reconciler:
@@ -60,38 +70,54 @@ class Reconciler:
     def run_job(self, source: str, force: bool, job_id: str) -> bool:
         """A reconcile job: from its start on, a new change of the source needs a new job. True when the
         wanted state is applied."""
-        self.store.release_job(keys.reconcile_job_name(source), job_id)
-        return self.reconcile(source, force)
+        return self.reconcile(source, force, job_id=job_id)
 
-    def reconcile(self, source: str, force: bool = False) -> bool:
-        """Converge Eureka to `source`'s wanted state; True when it is applied."""
-        with self.locks.hold(keys.source_lock(source)):
-            stored = self.store.stored_state(source)
-            state = stored.state
-            wanted, alb_services = self._wanted(state)
-            albs = AlbPlan()
-            if state is not None and alb_services:
-                albs = self.albs.plan(source, state, alb_services, _describe(source, state))
-            wanted = {key: with_alb_endpoint(candidate, albs.endpoints[key]) if key in albs.endpoints else candidate
-                      for key, candidate in wanted.items() if key not in albs.waiting}
-            tracked = self.store.tracked_instances(source)
-            keep = state is not None and state.keep_registered
-            # A forced re-registration applies no new event: it is not measured from the last one.
-            event_time = None if force else stored.event_time
-            complete = albs.settled
-            try:
-                for key in sorted(set(tracked) - set(wanted) - albs.waiting):
-                    self.remove(key, source, keep_in_eureka=keep, event_time=event_time)
-                for key, wanted_registration in wanted.items():
-                    complete &= self._apply(key, source, wanted_registration, tracked.get(key), force, event_time)
-                self.albs.converge(source, albs)
-            except EurekaUnavailable as err:
-                log.warning("%s: Eureka unavailable, retrying later: %s", _describe(source, state), err,
-                            extra=logs.about(source=source, container_name=state.container_name if state else None))
-                return False
-            if complete:
-                self.store.mark_applied(source, stored.gen)
-            return complete
+    def reconcile(self, source: str, force: bool = False, *, job_id: str = "") -> bool:
+        """Converge Eureka to `source`'s wanted state; True when it is applied. A state that changes while
+        it is applied is applied in turn (up to `RECONCILE_ROUNDS` states), and a write the newer state
+        makes moot (a DOWN for a container that has died since) is skipped."""
+        lock = keys.source_lock(source)
+
+        def take(token: str, life_ms: int, _: object) -> ReconcileStart | None:  # the first lock a job takes
+            return self.store.begin_reconcile(source, job_id, lock, token, life_ms)
+
+        with self.locks.hold(lock, take) as start:
+            for _ in range(RECONCILE_ROUNDS):
+                try:
+                    if not self._converge(source, start, force):
+                        return False
+                except StateChanged:
+                    log.debug("%s: its state changed while it was applied; applying the new one", source)
+                else:
+                    if self.store.mark_applied(source, start.stored.gen):
+                        return True
+                start = self.store.read_reconcile(source)
+            return False
+
+    def _converge(self, source: str, start: ReconcileStart, force: bool) -> bool:
+        """Apply one state; False when it is not (completely) applied. Raises StateChanged."""
+        state, gen, tracked = start.stored.state, start.stored.gen, start.tracked
+        wanted, alb_services = self._wanted(state)
+        albs = AlbPlan()
+        if state is not None and alb_services:
+            albs = self.albs.plan(source, state, alb_services, _describe(source, state))
+        wanted = {key: with_alb_endpoint(candidate, albs.endpoints[key]) if key in albs.endpoints else candidate
+                  for key, candidate in wanted.items() if key not in albs.waiting}
+        keep = state is not None and state.keep_registered
+        # A forced re-registration applies no new event: it is not measured from the last one.
+        event_time = None if force else start.stored.event_time
+        complete = albs.settled
+        try:
+            for key in sorted(set(tracked) - set(wanted) - albs.waiting):
+                self.remove(key, source, keep_in_eureka=keep, event_time=event_time, gen=gen)
+            for key, wanted_registration in wanted.items():
+                complete &= self._apply(key, source, wanted_registration, tracked.get(key), force, event_time, gen)
+            self.albs.converge(source, albs)
+        except EurekaUnavailable as err:
+            log.warning("%s: Eureka unavailable, retrying later: %s", _describe(source, state), err,
+                        extra=logs.about(source=source, container_name=state.container_name if state else None))
+            return False
+        return complete
 
     def requeue(self, source: str) -> None:
         """Enqueue a reconcile of `source`, unless one is already waiting in the queue."""
@@ -154,17 +180,18 @@ class Reconciler:
         return self.store.is_live(owner) or self.store.host_is_served(keys.split_source(owner)[0])
 
     def _apply(self, key: str, source: str, wanted: Registration, tracked: TrackedInstance | None,
-               force: bool, event_time: float | None) -> bool:
-        """Make Eureka hold `wanted` for `source`; False when another owner keeps the instance."""
+               force: bool, event_time: float | None, gen: str) -> bool:
+        """Make Eureka hold `wanted` for `source`; False when another owner keeps the instance. Raises
+        StateChanged when the source's state is no longer generation `gen`."""
         before = None if tracked is None else tracked.document
         if before == wanted.document and not force:
             return True
-        with self.locks.hold(keys.instance_lock(key)):
-            current = self.store.instance(key) if tracked is None else tracked
-            if current is not None and current.source != source and self._owner_wants(current.source, key):
-                self._refuse(key, source, current.source)
-                return False
-            self.locks.renew()
+        with self._hold_instance(key, source, gen) as current:
+            if current is not None and current.source != source:
+                if self._owner_wants(current.source, key):
+                    self._refuse(key, source, current.source)
+                    return False
+                self.locks.renew()
             about, extra = logs.about_instance(source, wanted.document, key)
             try:
                 if before is not None and not force and _only_status_differs(before, wanted.document):
@@ -185,11 +212,22 @@ class Reconciler:
         log.info("%s for %s", action, about, extra=extra)
         return True
 
+    @contextmanager
+    def _hold_instance(self, key: str, source: str, gen: str | None) -> Iterator[TrackedInstance | None]:
+        """Hold instance `key`'s lock, the other held locks renewed: the instance as tracked now. Raises
+        StateChanged when `gen` is given and `source`'s state is no longer that generation (nothing is
+        written for an outdated state)."""
+        take = partial(self.store.take_instance_lock, key, source, keys.instance_lock(key))
+        with self.locks.hold(keys.instance_lock(key), take) as claim:
+            if gen is not None and claim.state_gen != gen:
+                raise StateChanged(source)
+            yield claim.instance
+
     def _refuse(self, key: str, source: str, owner: str) -> None:
         # A claimant that no longer wants the instance is forgotten here, so the set never outgrows the
         # sources that really compete for it (the owner's release drops the whole set).
         for claimant in self.store.claimants([key]).get(key, set()) - {source}:
-            if key not in self._wanted(self.store.read_state(claimant)[0], report=False):
+            if key not in self._wanted(self.store.read_state(claimant)[0], report=False)[0]:
                 self.store.drop_claimant(key, claimant)
         if not self.store.add_claimant(key, source):
             return
@@ -201,17 +239,17 @@ class Reconciler:
                   extra=logs.about(source=source, container_name=state.container_name if state else None,
                                    instance=key))
 
-    def remove(self, key: str, source: str, *, keep_in_eureka: bool, event_time: float | None = None) -> None:
+    def remove(self, key: str, source: str, *, keep_in_eureka: bool, event_time: float | None = None,
+               gen: str | None = None) -> None:
         """Stop registering `key` for `source`: delete it from Eureka, or with `keep_in_eureka` set it
         DOWN and leave it to lease expiry (no more heartbeats). Someone else's instance is left alone.
-        `event_time`: when the Docker event that asked for it happened, if one did."""
+        `event_time`: when the Docker event that asked for it happened, if one did. With `gen`, raises
+        StateChanged when `source`'s state is no longer that generation."""
         app, instance_id = keys.split_instance_key(key)
-        with self.locks.hold(keys.instance_lock(key)):
-            instance = self.store.instance(key)
+        with self._hold_instance(key, source, gen) as instance:
             owned = instance is not None and instance.source == source
             about, extra = logs.about_instance(source, instance.document if owned and instance else None, key)
             if owned:
-                self.locks.renew()
                 try:
                     if keep_in_eureka:
                         self.eureka.set_status(app, instance_id, InstanceStatus.DOWN.value)

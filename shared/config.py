@@ -105,6 +105,13 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _docker_address(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme == "unix" and parts.path or parts.scheme in ("tcp", "http") and parts.hostname:
+        return raw
+    raise ValueError("expected unix:///path/to/docker.sock, tcp://host:port or http://host:port")
+
+
 def _readable_file(raw: str) -> str:
     if not os.access(raw, os.R_OK):
         raise ValueError("not a readable file")
@@ -205,7 +212,8 @@ COMMON = (REDIS_URL, REDIS_SENTINEL_PASSWORD, LOG_LEVEL, LOG_FORMAT, RETRY_ATTEM
 
 WATCHER_OPTIONS = COMMON + (
     _metrics_port(defaults.WATCHER_METRICS_PORT),
-    Option("docker-host", "DOCKER_HOST", _text, "unix:///var/run/docker.sock", "Docker Engine API address"),
+    Option("docker-host", "DOCKER_HOST", _docker_address, "unix:///var/run/docker.sock",
+           "Docker Engine API address (unix:// socket, or tcp:// without TLS)"),
     Option("hostname", "REGISTRATOR_HOSTNAME", _host_name, None,
            "this host's identity: first part of service IDs, docker-host metadata, its name in Redis "
            "(default: the Docker engine's name, as `docker info` shows it)"),

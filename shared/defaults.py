@@ -71,6 +71,9 @@ HOST_FORGET_MARGIN_SECONDS = EUREKA_EVICTION_INTERVAL_SECONDS + 60
 JOB_TIMEOUT_SECONDS = 300
 # A worker waits this long for a source or instance lock before its job gives up (and is retried).
 LOCK_WAIT_SECONDS = 30
+# A busy lock is tried again after this long, then after twice as long each time, up to the cap.
+LOCK_FIRST_RETRY_SECONDS = 0.001
+LOCK_MAX_RETRY_SECONDS = 0.05
 LOCK_MARGIN_SECONDS = 5
 
 

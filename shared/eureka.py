@@ -7,23 +7,23 @@ it tries the whole list again after a growing pause, a few times, before raising
 the caller retries later. Only an answer that says the request itself is wrong (400, 413, 415, 422)
 is final: `EurekaRejected`, never retried. The product never sends what Netflix Eureka answers 500
 to (an unknown status, a malformed lastDirtyTimestamp), so a 5xx is always the server's trouble.
-Connections are kept alive and reused (one `requests.Session`). Credentials in a URL
-(percent-encoded as URLs require) become basic auth and never appear in messages.
+Connections are kept alive and reused (`shared.httpclient`, one per server and thread). Credentials in
+a URL (percent-encoded as URLs require) become basic auth and never appear in messages.
 """
 
 from __future__ import annotations
 
+import json as jsonlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
-
-import requests
+from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 from shared import defaults
 from shared.config import RegistrarConfig
+from shared.httpclient import HttpClient, HttpFailure, Response
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,18 @@ class EurekaServer:
         return cls(urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), auth)
 
 
+_JSON_BODY = {"Content-Type": JSON}
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A server's answer, with the request it answers (the URL without credentials, for messages)."""
+
+    method: str
+    url: str
+    response: Response
+
+
 def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -90,10 +102,8 @@ class EurekaClient:
         self.timeout = timeout
         self.attempts = attempts
         self.backoff = backoff
-        self._session = requests.Session()
-        self._session.headers.update({"Accept": JSON})
-        # Given with each request: a session-wide setting would lose to REQUESTS_CA_BUNDLE in the environment.
-        self._verify: str | bool = ca_bundle or True
+        self._http = [HttpClient(server.url, timeout, ca_bundle=ca_bundle, headers={"Accept": JSON},
+                                 auth=server.auth) for server in self.servers]
         self._preferred = 0
         self._lock = threading.Lock()
 
@@ -123,44 +133,47 @@ class EurekaClient:
 
     def instance(self, app: str, instance_id: str) -> dict[str, Any] | None:
         """The instance as Eureka holds it now, or None."""
-        response = self._request("GET", _path("apps", app, instance_id), missing_ok=True)
-        return None if response is None else self._body(response, "instance")
+        answer = self._request("GET", _path("apps", app, instance_id), missing_ok=True)
+        return None if answer is None else self._body(answer, "instance")
 
     def applications(self) -> list[dict[str, Any]]:
         """Every application with its instances (`[{"name": ..., "instance": [...]}, ...]`; some servers
         give a lone application or instance as an object rather than a list: here it is always a list)."""
-        response = self._request("GET", _path("apps"))
-        assert response is not None
-        applications = _as_list(self._body(response, "applications").get("application"))
+        answer = self._request("GET", _path("apps"))
+        assert answer is not None
+        applications = _as_list(self._body(answer, "applications").get("application"))
         return [{**application, "instance": _as_list(application.get("instance"))} for application in applications]
 
-    def _body(self, response: requests.Response, root: str) -> Any:
+    def _body(self, answer: _Answer, root: str) -> Any:
         try:
-            return response.json()[root]
+            return answer.response.json()[root]
         except (ValueError, KeyError, TypeError):
-            raise EurekaBadAnswer(f"{response.request.method} {response.url}: expected a JSON {root!r} document, "
-                                  f"got {response.text[:200]!r}") from None
+            raise EurekaBadAnswer(f"{answer.method} {answer.url}: expected a JSON {root!r} document, "
+                                  f"got {answer.response.text[:200]!r}") from None
 
     def _request(self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None,
-                 missing_ok: bool = False) -> requests.Response | None:
+                 missing_ok: bool = False) -> _Answer | None:
+        if params:
+            path += "?" + urlencode(params)
+        body = None if json is None else jsonlib.dumps(json).encode()
         failures: list[str] = []
         for attempt in range(self.attempts):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-            response = self._try_servers(method, path, json, params, failures, missing_ok)
-            if response is None:
+            answer = self._try_servers(method, path, body, failures, missing_ok)
+            if answer is None:
                 continue
-            if response.status_code == 404 and missing_ok:
+            status = answer.response.status
+            if status == 404 and missing_ok:
                 return None
-            if response.status_code in FINAL_STATUSES:
-                raise EurekaRejected(f"{method} {response.url}: HTTP {response.status_code}: "
-                                     f"{response.text[:200]!r}", response.status_code)
-            return response
+            if status in FINAL_STATUSES:
+                raise EurekaRejected(f"{method} {answer.url}: HTTP {status}: {answer.response.text[:200]!r}", status)
+            return answer
         raise EurekaUnavailable(f"{method} {path}: no Eureka server answered after {self.attempts} rounds: "
                                 + "; ".join(failures[-len(self.servers):]))
 
-    def _try_servers(self, method: str, path: str, json: Any, params: dict[str, str] | None,
-                     failures: list[str], missing_ok: bool) -> requests.Response | None:
+    def _try_servers(self, method: str, path: str, body: bytes | None, failures: list[str],
+                     missing_ok: bool) -> _Answer | None:
         """One round over the servers, preferred first: the first answer that is a success, a final
         refusal or (with `missing_ok`) a 404; None when every server failed."""
         with self._lock:
@@ -169,19 +182,18 @@ class EurekaClient:
             index = (first + offset) % len(self.servers)
             server = self.servers[index]
             try:
-                response = self._session.request(method, server.url + path, json=json, params=params,
-                                                 auth=server.auth, timeout=self.timeout, verify=self._verify)
-            except requests.RequestException as err:
-                failures.append(f"{server.url}: {type(err).__name__}")
+                response = self._http[index].request(method, path, body, _JSON_BODY if body is not None else None)
+            except HttpFailure as err:
+                failures.append(f"{server.url}: {err.kind}")
                 continue
-            if not _usable(response.status_code, missing_ok):
-                failures.append(f"{server.url}: HTTP {response.status_code}")
+            if not _usable(response.status, missing_ok):
+                failures.append(f"{server.url}: HTTP {response.status}")
                 continue
             with self._lock:
                 if self._preferred != index:
                     log.warning("Eureka %s answers; using it from now on", server.url)
                 self._preferred = index
-            return response
+            return _Answer(method, server.url + path, response)
         return None
 
 

@@ -2,17 +2,25 @@
 
 The watcher writes one `ContainerState` per container; the registrar reads it and turns each
 `ServiceRecord` into a Eureka instance. Every record carries `v`; a reader that meets a version it
-does not know refuses it (pydantic raises) instead of guessing.
+does not know refuses it instead of guessing.
+
+The records are frozen dataclasses. `state_json` writes one with the standard library, exactly as
+pydantic writes it (tests/test_models.py); `parse_state` reads one back through pydantic, which
+refuses unknown fields, another version and wrong types. The watcher only writes, so pydantic never
+enters its memory (it was a fifth of the watcher's 50 MB); readers import it on their first read.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
+from functools import cache
+from typing import Any, Literal
 
 WIRE_VERSION = 1
+# How pydantic reads each record: a field it does not know is an error, not ignored.
+_READ_CONFIG = {"extra": "forbid"}
 
 
 class InstanceStatus(StrEnum):
@@ -30,12 +38,11 @@ class Phase(StrEnum):
     EXITED = "exited"
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ServiceRecord(_Wire):
+@dataclass(frozen=True, kw_only=True)
+class ServiceRecord:
     """One service: a container port, as registrator derives it (SPEC section 3)."""
+
+    __pydantic_config__ = _READ_CONFIG
 
     service_id: str
     name: str
@@ -45,13 +52,16 @@ class ServiceRecord(_Wire):
     protocol: Literal["tcp", "udp"]
     host_ip: str
     tags: tuple[str, ...] = ()
-    attrs: dict[str, str] = {}
+    attrs: dict[str, str] = field(default_factory=dict)
     container_id: str
     container_name: str
 
 
-class Ec2Metadata(_Wire):
+@dataclass(frozen=True, kw_only=True)
+class Ec2Metadata:
     """What the EC2 instance metadata service says about the host a container runs on."""
+
+    __pydantic_config__ = _READ_CONFIG
 
     instance_id: str
     local_hostname: str
@@ -61,7 +71,8 @@ class Ec2Metadata(_Wire):
     availability_zone: str
 
 
-class ContainerState(_Wire):
+@dataclass(frozen=True, kw_only=True)
+class ContainerState:
     """What the watcher wants Eureka to hold for one container.
 
     `status` is what the container's own state says (running and healthy: UP, health check still
@@ -70,6 +81,8 @@ class ContainerState(_Wire):
     left to lease expiry (`--deregister on-success` and a failed exit). `ec2` is the host's EC2
     metadata, present when a service asks for it (`eureka_datacenterinfo_auto_populate`).
     """
+
+    __pydantic_config__ = _READ_CONFIG
 
     v: Literal[1] = WIRE_VERSION
     host: str
@@ -85,3 +98,22 @@ class ContainerState(_Wire):
     def vouched(self) -> bool:
         """True when the watcher vouches for the container's services (SPEC section 6)."""
         return self.phase is Phase.RUNNING and self.status is not InstanceStatus.DOWN and bool(self.services)
+
+
+def state_json(state: ContainerState) -> str:
+    """The state as stored: compact JSON, fields in declaration order, text as UTF-8 (not escaped)."""
+    return json.dumps(asdict(state), ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_state(doc: str | bytes) -> ContainerState:
+    """A stored state, validated. Raises pydantic's ValidationError (a ValueError) naming what is wrong."""
+    return state_reader().validate_json(doc)
+
+
+@cache
+def state_reader() -> Any:
+    """pydantic's validator of states, built on first use (a quarter of a second): a reader builds it as it
+    starts, so that its first job does not wait for it."""
+    from pydantic import TypeAdapter  # here, not at the top: the watcher must not load it (see above)
+
+    return TypeAdapter(ContainerState)

@@ -12,8 +12,10 @@ interval has passed: an Eureka outage of an hour leaves O(sources) jobs, not one
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import redis
+from redis.client import Pipeline
 from rq import Queue
 from rq.job import Job
 
@@ -26,7 +28,9 @@ RECONCILE_JOB = "registrar.jobs.reconcile_source"
 CLEANUP_JOB = "registrar.jobs.cleanup_host"
 HEARTBEAT_JOB = "heartbeater.jobs.heartbeat"
 
-RESULT_TTL = 0
+# Finished jobs stay a minute (the dashboard shows what ran lately): RQ keeps one in the round trip that
+# ends it, where deleting one at once costs it several more.
+RESULT_TTL = 60
 FAILURE_TTL = 24 * 3600
 
 
@@ -48,14 +52,27 @@ def queue_keys(connection: redis.Redis) -> dict[str, dict[str, str]]:
     return found
 
 
-def enqueue_reconcile(queue: Queue, source: str, container_name: str, job_id: str, *, force: bool = False) -> Job:
+def enqueue_reconcile(queue: Queue, source: str, container_name: str, job_id: str, *, force: bool = False,
+                      pipeline: Pipeline | None = None) -> Job:
     """Ask a registrar to make Eureka match `source`'s wanted state (`force`: re-register even if
     Redis says it is registered already)."""
     host, container_id = keys.split_source(source)
     name = container_name.lstrip("/") or container_id[:12]
     return queue.enqueue(RECONCILE_JOB, source, force, job_id=job_id, job_timeout=defaults.JOB_TIMEOUT_SECONDS,
                          result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
-                         description=f"{'re-register' if force else 'reconcile'} {name} on {host}")
+                         description=f"{'re-register' if force else 'reconcile'} {name} on {host}", pipeline=pipeline)
+
+
+def reconcile_job_commands(queue: Queue, source: str, container_name: str, job_id: str, *,
+                           force: bool = False) -> list[tuple[Any, ...]]:
+    """The Redis commands of RQ's own enqueue of that reconcile job, recorded on a pipeline that is never
+    sent. `Store.publish_state` runs them in its script when it decides the job is needed: publishing a
+    change and enqueuing its job take one round trip, and the job is exactly as RQ writes it."""
+    recorder = queue.connection.pipeline(transaction=False)
+    enqueue_reconcile(queue, source, container_name, job_id, force=force, pipeline=recorder)
+    commands = [args for args, _ in recorder.command_stack]
+    recorder.reset()
+    return commands
 
 
 def enqueue_cleanup(queue: Queue, host: str, job_id: str) -> Job:

@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import redis
+from redis.exceptions import LockNotOwnedError
 from rq.job import Job
 
 from shared import defaults, keys
-from shared.alb import AlbEndpoint
-from shared.models import ContainerState, InstanceStatus
+from shared.models import ContainerState, InstanceStatus, parse_state, state_json
+
+if TYPE_CHECKING:
+    from shared.alb import AlbEndpoint
 
 # Every script that needs the time starts with this: Redis server time in seconds, as a float.
 _NOW = """
@@ -40,10 +43,11 @@ end
 
 # KEYS: state, host sources, live, pending, host, job flag, pending tries.
 # ARGV: doc ('' = container gone), vouched, ttl, source, sweep after, job id, job key prefix, force,
-# time of the Docker event behind the change ('' if none).
+# time of the Docker event behind the change ('' if none), then the commands that enqueue job `job id`:
+# their number, and for each its number of arguments and the arguments.
 # Returns {changed, seq, enqueue}: whether the wanted state changed, the host's change counter after
-# this, and whether the caller must enqueue job `job id` (no job for this source is queued yet, or
-# `force`).
+# this, and whether job `job id` is needed (no job for this source is queued yet, or `force`): 1 = the
+# caller must enqueue it, 2 = enqueued here (by the commands given).
 _PUBLISH_STATE = _NOW + _CLAIM_JOB + """
 if ARGV[2] == '1' then
   redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])
@@ -76,6 +80,15 @@ if ARGV[8] == '1' then
   enqueue = 1
 elseif changed == 1 then
   enqueue = claim_job(KEYS[6], ARGV[6], ARGV[7])
+end
+if enqueue == 1 and tonumber(ARGV[10]) > 0 then
+  local at = 11
+  for _ = 1, tonumber(ARGV[10]) do
+    local count = tonumber(ARGV[at])
+    redis.call(unpack(ARGV, at + 1, at + count))
+    at = at + count + 1
+  end
+  enqueue = 2
 end
 return {changed, seq, enqueue}
 """
@@ -273,6 +286,83 @@ _RETRY_PENDING = _NOW + """
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 """
 
+# Locks are strings holding their holder's token, with an expiry in milliseconds (the form redis-py's
+# `Lock` uses too). Renewing the locks a worker holds, in the scripts that take one more lock:
+# KEYS from `first` on are held locks, ARGV from `first - 1` on their tokens (ARGV[1] the life in ms).
+# Returns the name of a held lock that is no longer the worker's, or nil.
+_RENEW_HELD = """
+local function renew_held(first)
+  for i = first, #KEYS do
+    if redis.call('GET', KEYS[i]) ~= ARGV[i - first + 3] then
+      return KEYS[i]
+    end
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  end
+  return nil
+end
+"""
+
+# KEYS: lock, then held locks.  ARGV: life in ms, token, then the held locks' tokens.
+# Returns {1} when taken (held locks renewed), {0} when another holder has it, {-1, name} when a held
+# lock was lost.
+_TAKE_LOCK = _RENEW_HELD + """
+local lost = renew_held(2)
+if lost then
+  return {-1, lost}
+end
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
+  return {0}
+end
+return {1}
+"""
+
+# KEYS: held locks.  ARGV: life in ms, unused, then their tokens.  Returns a lost lock's name, or ''.
+_RENEW_LOCKS = _RENEW_HELD + """
+return renew_held(1) or ''
+"""
+
+# KEYS: job flag, source lock, state, source instances.
+# ARGV: life in ms, token, job id ('' if none), instance key prefix.
+# The start of a reconcile: the job's "queued" flag goes (a change from now on needs a new job), then,
+# if the source lock is free, it is taken and the state and the tracked instances are read.
+# Returns {0} when the lock is taken by another holder, else {1, doc ('' if none), gen, event time ('' if
+# none), then for each tracked instance: key, doc, source}.
+_BEGIN_RECONCILE = """
+if ARGV[3] ~= '' and redis.call('GET', KEYS[1]) == ARGV[3] then
+  redis.call('DEL', KEYS[1])
+end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then
+  return {0}
+end
+local state = redis.call('HMGET', KEYS[3], 'doc', 'gen', 'event_time')
+local result = {1, state[1] or '', state[2] or '0', state[3] or ''}
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  local instance = redis.call('HMGET', ARGV[4] .. key, 'doc', 'source')
+  if instance[1] then
+    table.insert(result, key)
+    table.insert(result, instance[1])
+    table.insert(result, instance[2] or '')
+  end
+end
+return result
+"""
+
+# KEYS: instance lock, instance, state, then held locks.  ARGV: life in ms, token, then the held locks' tokens.
+# Takes an instance's lock with its holder's other locks renewed, and reads the instance and the
+# current generation of a source's state. Returns {0} (lock busy), {-1, name} (a held lock was lost),
+# or {1, gen, doc ('' if none), source}.
+_TAKE_INSTANCE_LOCK = _RENEW_HELD + """
+local lost = renew_held(4)
+if lost then
+  return {-1, lost}
+end
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
+  return {0}
+end
+local instance = redis.call('HMGET', KEYS[2], 'doc', 'source')
+return {1, redis.call('HGET', KEYS[3], 'gen') or '0', instance[1] or '', instance[2] or ''}
+"""
+
 
 class Lease(Enum):
     HELD = "held"
@@ -325,8 +415,29 @@ class DueHeartbeats:
 
 @dataclass(frozen=True)
 class HeartbeatTarget:
-    instance: TrackedInstance
+    key: str
+    source: str
+    # Its renewal interval in seconds (None: not recorded, the default applies).
+    interval: int | None
     live: bool
+
+
+@dataclass(frozen=True)
+class ReconcileStart:
+    """What a reconcile starts from, read as it took the source's lock: the stored state and the instances
+    the source owns."""
+
+    stored: StoredState
+    tracked: dict[str, TrackedInstance]
+
+
+@dataclass(frozen=True)
+class InstanceClaim:
+    """Read as an instance's lock was taken: the instance (None if not tracked) and the generation of
+    the state of the source taking it now."""
+
+    instance: TrackedInstance | None
+    state_gen: str
 
 
 @dataclass(frozen=True)
@@ -353,7 +464,7 @@ class AlbRecord:
 
 def _stored_state(fields: list[str | None]) -> StoredState:
     doc, gen, event_time = fields
-    return StoredState(ContainerState.model_validate_json(doc) if doc else None, gen or "0",
+    return StoredState(parse_state(doc) if doc else None, gen or "0",
                        float(event_time) if event_time else None)
 
 
@@ -376,6 +487,10 @@ class Store:
         self._withdraw_alb = client.register_script(_WITHDRAW_ALB)
         self._drop_alb = client.register_script(_DROP_ALB)
         self._retry_pending = client.register_script(_RETRY_PENDING)
+        self._take_lock = client.register_script(_TAKE_LOCK)
+        self._renew_locks = client.register_script(_RENEW_LOCKS)
+        self._begin_reconcile = client.register_script(_BEGIN_RECONCILE)
+        self._take_instance_lock = client.register_script(_TAKE_INSTANCE_LOCK)
 
     def now(self) -> float:
         """Redis server time, in seconds."""
@@ -395,20 +510,24 @@ class Store:
         return self.redis.get(keys.host_watcher(host))
 
     def publish_state(self, source: str, state: ContainerState | None, *, ttl: int, sweep_after: float,
-                      job_id: str, force: bool = False, event_time: float | None = None) -> Published:
+                      job_id: str, force: bool = False, event_time: float | None = None,
+                      enqueue: Sequence[Sequence[Any]] = ()) -> Published:
         """Store a container's wanted state (None: the container no longer exists) and set or drop its
-        liveness entry. `enqueue` tells the caller to enqueue reconcile job `job_id`: the state changed
-        (or `force`) and no job for this source is waiting in the queue yet."""
+        liveness entry. When the state changed (or `force`) and no reconcile job for this source is
+        waiting in the queue yet, job `job_id` is needed: `enqueue`, the commands that enqueue it
+        (`queues.reconcile_job_commands`), are run in the same step; without them, `enqueue` in the answer
+        tells the caller to enqueue it."""
         host, _ = keys.split_source(source)
         vouched = state is not None and state.vouched
-        doc = "" if state is None else state.model_dump_json()
-        changed, seq, enqueue = self._publish_state(
+        doc = "" if state is None else state_json(state)
+        commands = [part for command in enqueue for part in (len(command), *command)]
+        changed, seq, needed = self._publish_state(
             keys=[keys.state(source), keys.host_sources(host), keys.live(source), keys.PENDING, keys.host(host),
                   keys.job(keys.reconcile_job_name(source)), keys.PENDING_TRIES],
             args=[doc, "1" if vouched else "0", ttl, source, sweep_after, job_id, Job.redis_job_namespace_prefix,
-                  "1" if force else "0", "" if event_time is None else repr(event_time)],
+                  "1" if force else "0", "" if event_time is None else repr(event_time), len(enqueue), *commands],
         )
-        return Published(bool(changed), int(seq), bool(enqueue))
+        return Published(bool(changed), int(seq), needed == 1)
 
     def renew_liveness(self, host: str, token: str, sources: Iterable[str], ttl: int, expected_seq: int) -> Renewal:
         """Renew the host's watcher lease and the liveness entries of its vouched `sources`, and say
@@ -546,6 +665,8 @@ class Store:
                                                              "registered")
         if doc is None or endpoint is None:
             return None
+        from shared.alb import AlbEndpoint  # here: the watcher, which never reads ALBs, must not load pydantic
+
         return AlbRecord(key, json.loads(doc), AlbEndpoint.model_validate_json(endpoint),
                          InstanceStatus(health or InstanceStatus.STARTING), registered == "1")
 
@@ -604,12 +725,20 @@ class Store:
         return DueHeartbeats(due[0::2], [float(score) for score in due[1::2]], float(shortest))
 
     def heartbeat_targets(self, instance_keys: list[str]) -> list[HeartbeatTarget]:
-        """The still-tracked instances among `instance_keys`, each with whether its source is live."""
-        found = list(self.instances(instance_keys).values())
+        """The still-tracked instances among `instance_keys`, each with its source, its renewal interval and
+        whether the source is live. No document is read: a renewal needs none (a re-registration reads it
+        under its lock)."""
         pipe = self.redis.pipeline(transaction=False)
-        for instance in found:
-            pipe.exists(keys.live(instance.source))
-        return [HeartbeatTarget(instance, bool(live)) for instance, live in zip(found, pipe.execute())]
+        for key in instance_keys:
+            pipe.hget(keys.instance(key), "source")
+            pipe.hget(keys.HEARTBEAT_INTERVAL, key)
+        answers = pipe.execute()
+        found = [(key, source, interval) for key, source, interval in zip(instance_keys, answers[0::2], answers[1::2])
+                 if source is not None]
+        for _, source, _ in found:
+            pipe.exists(keys.live(source))
+        return [HeartbeatTarget(key, source, int(interval) if interval else None, bool(live))
+                for (key, source, interval), live in zip(found, pipe.execute())]
 
     def is_live(self, source: str) -> bool:
         return bool(self.redis.exists(keys.live(source)))
@@ -680,3 +809,62 @@ class Store:
 
     def lock(self, name: str, timeout: float, blocking_timeout: float = defaults.LOCK_WAIT_SECONDS) -> redis.lock.Lock:
         return self.redis.lock(name, timeout=timeout, blocking_timeout=blocking_timeout)
+
+    # --- locks held while writing to Eureka (see shared.locking) -----------------------------------
+    # `held`: the (name, token) of the locks the caller holds already; they are renewed in the same step
+    # (LockNotOwnedError if one of them is no longer the caller's). `life_ms`: a lock's life.
+
+    def take_lock(self, name: str, token: str, life_ms: int, held: Sequence[tuple[str, str]] = ()) -> bool:
+        """Take lock `name` for `token` unless another holder has it."""
+        return _taken(self._take_lock(keys=[name, *(lock for lock, _ in held)],
+                                      args=[life_ms, token, *(held_token for _, held_token in held)])) is not None
+
+    def renew_locks(self, held: Sequence[tuple[str, str]], life_ms: int) -> None:
+        """Give every held lock its full life again."""
+        lost = self._renew_locks(keys=[lock for lock, _ in held], args=[life_ms, "", *(token for _, token in held)])
+        if lost:
+            raise LockNotOwnedError(f"lock {lost} expired or was taken over while this worker held it")
+
+    def release_lock(self, name: str, token: str) -> bool:
+        """Release lock `name` if `token` still holds it."""
+        return bool(self._delete_if_equal(keys=[name], args=[token]))
+
+    def begin_reconcile(self, source: str, job_id: str, lock: str, token: str, life_ms: int) -> ReconcileStart | None:
+        """In one step: job `job_id` of `source` has started (its "queued" flag goes), and, unless another
+        holder has it, the source lock is taken and what the reconcile starts from read. None: lock busy."""
+        result = self._begin_reconcile(
+            keys=[keys.job(keys.reconcile_job_name(source)), lock, keys.state(source), keys.source_instances(source)],
+            args=[life_ms, token, job_id, keys.instance("")])
+        if not result[0]:
+            return None
+        _, doc, gen, event_time, *rows = result
+        tracked = {}
+        for index in range(0, len(rows), 3):
+            key, instance_doc, instance_source = rows[index:index + 3]
+            if instance_source == source:
+                tracked[key] = TrackedInstance(key, json.loads(instance_doc), instance_source)
+        return ReconcileStart(_stored_state([doc or None, gen, event_time or None]), dict(sorted(tracked.items())))
+
+    def read_reconcile(self, source: str) -> ReconcileStart:
+        """What a reconcile starts from, read again (by the holder of the source lock)."""
+        return ReconcileStart(self.stored_state(source), self.tracked_instances(source))
+
+    def take_instance_lock(self, key: str, source: str, lock: str, token: str, life_ms: int,
+                           held: Sequence[tuple[str, str]]) -> InstanceClaim | None:
+        """Take instance `key`'s lock (and renew `held`), reading the instance and the generation of
+        `source`'s state in the same step. None: lock busy."""
+        result = _taken(self._take_instance_lock(
+            keys=[lock, keys.instance(key), keys.state(source), *(held_lock for held_lock, _ in held)],
+            args=[life_ms, token, *(held_token for _, held_token in held)]))
+        if result is None:
+            return None
+        _, gen, doc, instance_source = result
+        return InstanceClaim(TrackedInstance(key, json.loads(doc), instance_source) if doc else None, gen)
+
+
+def _taken(result: list[Any]) -> list[Any] | None:
+    """The answer of a script that takes a lock: None when another holder has it; LockNotOwnedError when
+    one of the caller's held locks was lost."""
+    if result[0] == -1:
+        raise LockNotOwnedError(f"lock {result[1]} expired or was taken over while this worker held it")
+    return result if result[0] else None

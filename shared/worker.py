@@ -26,6 +26,7 @@ from typing import Any, Callable, Generic, Sequence, TypeVar
 
 import redis
 from prometheus_client.registry import Collector
+from redis.client import Pipeline
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
@@ -113,7 +114,8 @@ def serve(component: str, settings: S, context: JobContext[S, T], queue_name: st
 
 class _PoolWorker(SimpleWorker):
     """A SimpleWorker that remembers being asked to stop, which tells its end apart from RQ giving up, and
-    tells /healthz whether its loop runs and how long its current job has run."""
+    tells /healthz whether its loop runs and how long its current job has run. Its heartbeat (two commands,
+    sent before and after every job) takes one round trip."""
 
     stop_requested = False
     _working = False
@@ -129,6 +131,14 @@ class _PoolWorker(SimpleWorker):
             return super().work(*args, **kwargs)
         finally:
             self._working = False
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+            return
+        with self.connection.pipeline(transaction=False) as batch:
+            super().heartbeat(timeout, batch)
+            batch.execute()
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         self._job = (time.monotonic(), job)

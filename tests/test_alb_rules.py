@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from shared.alb import (AlbDecision, AlbEndpoint, AlbIntent, AlbLookup, ExplicitAlb, alb_intent, alb_registration,
@@ -167,9 +169,8 @@ def test_alb_document() -> None:
 
 def test_alb_document_is_the_same_from_every_container_behind_it() -> None:
     first = record(eureka_lookup_elbv2_endpoint="true", eureka_metadata_branch="main", **ECS_LABELS)
-    second = first.model_copy(update={"container_id": "d" * 64, "container_name": "/web-2", "ip": "10.0.0.6",
-                                      "port": 32770, "host_ip": "10.0.0.10",
-                                      "attrs": {**first.attrs, "com.amazonaws.ecs.task-arn": TASK + "ff"}})
+    second = replace(first, container_id="d" * 64, container_name="/web-2", ip="10.0.0.6", port=32770,
+                     host_ip="10.0.0.10", attrs={**first.attrs, "com.amazonaws.ecs.task-arn": TASK + "ff"})
     assert (alb_registration(first, ENDPOINT, InstanceStatus.UP).document
             == alb_registration(second, ENDPOINT, InstanceStatus.UP).document)
 

@@ -54,6 +54,8 @@ def test_several_eureka_urls() -> None:
     (config.load_watcher, [], {"REGISTRATOR_TTL": "0"}, "REGISTRATOR_TTL"),
     (config.load_watcher, ["-ttl", "5", "-ttl-refresh", "5"], {}, "-ttl"),
     (config.load_watcher, ["-deregister", "never"], {}, "-deregister"),
+    (config.load_watcher, [], {"DOCKER_HOST": "ssh://user@host"}, "DOCKER_HOST"),
+    (config.load_watcher, ["-docker-host", "tcp://"], {}, "-docker-host"),
     (config.load_watcher, ["-ip", "10.0.0.300"], {}, "-ip"),
     (config.load_watcher, [], {"REGISTRATOR_INTERNAL": "maybe"}, "REGISTRATOR_INTERNAL"),
     (config.load_watcher, ["-no-such-flag"], {}, "-no-such-flag"),

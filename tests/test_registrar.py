@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import redis
-from rq.job import Job
+from rq.job import Job, JobStatus
 
 from shared import keys, queues
 from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
@@ -45,20 +45,36 @@ def queue(redis_url: str):
 
 
 def publish(store: Store, queue, state: ContainerState | None, *, sweep_after: float = 10) -> None:
-    """What the watcher does: publish, and enqueue a reconcile unless one is queued already."""
+    """What the watcher does: publish, and in the same step enqueue a reconcile unless one is queued already."""
     job_id = queues.new_job_id()
-    if store.publish_state(SOURCE, state, ttl=30, sweep_after=sweep_after, job_id=job_id).enqueue:
-        queues.enqueue_reconcile(queue, SOURCE, "/web", job_id)
+    enqueue = queues.reconcile_job_commands(queue, SOURCE, "/web", job_id)
+    assert not store.publish_state(SOURCE, state, ttl=30, sweep_after=sweep_after, job_id=job_id,
+                                   enqueue=enqueue).enqueue
 
 
 def done(job: Job) -> bool:
-    """Finished jobs are not kept (result_ttl 0); failed ones would be."""
-    return not job.connection.exists(job.key)
+    return job.get_status(refresh=True) == JobStatus.FINISHED
 
 
 def start_registrars(components: Components, eureka: DevEureka, count: int) -> None:
     for number in range(count):
         components.start("registrar", name=f"registrar-{number}", env={"EUREKA_URL": eureka.url})
+
+
+def test_the_publish_script_enqueues_the_job_exactly_as_rq_does(store: Store, queue, redis_url: str) -> None:
+    raw = redis.Redis.from_url(redis_url)
+    publish(store, queue, running())
+    publish(store, queue, running(InstanceStatus.STARTING))  # its job is still queued: no second one
+    [job_id] = queue.job_ids
+    by_rq = queues.enqueue_reconcile(queue, SOURCE, "/web", queues.new_job_id())
+    assert queue.job_ids == [job_id, by_rq.id]
+    times = {b"created_at", b"enqueued_at"}
+    ours, theirs = raw.hgetall(Job.key_for(job_id)), raw.hgetall(by_rq.key)
+    assert {k: v for k, v in ours.items() if k not in times} == {k: v for k, v in theirs.items() if k not in times}
+    assert raw.smembers("rq:queues") == {queue.key.encode()}
+    job = Job.fetch(job_id, connection=raw)
+    assert (job.func_name, job.args, job.description) == (queues.RECONCILE_JOB, (SOURCE, False),
+                                                          "reconcile web on host-a")
 
 
 def test_any_job_order_on_two_workers_ends_in_the_last_published_state(
@@ -132,3 +148,25 @@ def test_a_registration_eureka_refuses_is_logged_not_retried(
         posts = [request for request in picky.requests if request.startswith("POST")]
         assert posts == ["POST /eureka/apps/WEB"]
         assert redis_client.smembers(keys.source_instances(SOURCE)) == set()
+
+
+def test_a_status_change_that_a_newer_state_makes_moot_is_not_sent(
+        components: Components, store: Store, queue, redis_client: redis.Redis) -> None:
+    empty_registry = Answer(200, '{"applications": {"application": []}}')
+    with StubServer(Answer(204), by_method={"GET": empty_registry}) as recording:
+        start_registrars(components, recording, 1)  # type: ignore[arg-type] - only its url is used
+        publish(store, queue, running())
+        wait_until(lambda: not redis_client.zcard(keys.PENDING), 10, "the registration")
+        registered = len(recording.requests)
+
+        # The container is being killed: DOWN is published, and its job reads it; the instance lock, held
+        # here, keeps the job from writing until the container has died (published next).
+        instance_lock = redis_client.lock(keys.instance_lock("WEB/10.1.2.3_18080"), timeout=30)
+        assert instance_lock.acquire(blocking=False)
+        publish(store, queue, running(InstanceStatus.DOWN))
+        wait_until(lambda: redis_client.exists(keys.source_lock(SOURCE)), 10, "the DOWN job to read its state")
+        publish(store, queue, EXITED)
+        instance_lock.release()
+
+        wait_until(lambda: queue.count == 0 and not redis_client.zcard(keys.PENDING), 10, "all jobs applied")
+        assert recording.requests[registered:] == ["DELETE /eureka/apps/WEB/10.1.2.3_18080"]

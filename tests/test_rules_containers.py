@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import docker
 
 from shared import keys
-from shared.models import ContainerState
+from shared.models import ContainerState, parse_state
 from tests.conftest import HOST, HOST_IP, run_web
 from tests.support import create_raw_container, free_port, image_exposing, wait_until
 
@@ -18,7 +18,7 @@ USER_SUBNET = "172.31.253.0/24"
 
 
 def state_of(system: SimpleNamespace, container_id: str) -> ContainerState:
-    return ContainerState.model_validate_json(system.redis.hget(keys.state(keys.source(HOST, container_id)), "doc"))
+    return parse_state(system.redis.hget(keys.state(keys.source(HOST, container_id)), "doc"))
 
 
 def registered(system: SimpleNamespace, app: str, ip: str, port: int, timeout: float = 5) -> dict:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.models import ContainerState, InstanceStatus, Phase
+from shared.models import ContainerState, InstanceStatus, Phase, parse_state, state_json
 from watcher.services import Derivation, Rules, derive_services, split_tags
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "inspect"
@@ -257,7 +257,7 @@ def test_every_derived_state_can_be_published(case: str, rules: Rules) -> None:
     derivation = derive(document, rules, network_container=inspect("network_owner"))
     state = ContainerState(host="host-a", container_id=document["Id"], container_name=document["Name"],
                            phase=Phase.RUNNING, status=InstanceStatus.UP, services=derivation.services)
-    assert ContainerState.model_validate_json(state.model_dump_json()) == state
+    assert parse_state(state_json(state)) == state
     for culprit in ("label SERVICE_EUREKA_METADATA_A:", "label 'SERVICE_\\udcfe':",
                     "label 'com.amazonaws.ecs.\\udcfd':", "env SERVICE_EUREKA_METADATA_B:"):
         assert any(culprit in problem for problem in derivation.problems), (culprit, derivation.problems)

@@ -7,14 +7,13 @@ import signal
 import sys
 from typing import Sequence
 
-import docker
-
 from shared import config, defaults, health, logs, metrics, queues
 from shared.connection import connect
 from shared.startup import wait_for
 from shared.store import Store
 from watcher import hostip, identity
 from watcher.ec2 import Ec2MetadataClient
+from watcher.engine import DockerEngine
 from watcher.liveness import Liveness
 from watcher.publisher import Publisher
 from watcher.services import Rules
@@ -30,10 +29,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     looked_up_ip = _looked_up_ip(settings)
     client = connect(settings)
     wait_for("Redis", client.ping, settings)
-    docker_client = wait_for("Docker", lambda: _docker(settings.docker_host), settings)
+    engine = wait_for("Docker", lambda: _docker(settings.docker_host), settings)
     store = Store(client)
     try:
-        host = settings.hostname or identity.engine_name(docker_client)
+        host = settings.hostname or identity.engine_name(engine)
         token = identity.new_token()
         seq = identity.claim(store, host, token, settings.ttl)
     except (identity.BadEngineName, identity.IdentityTaken) as err:
@@ -45,10 +44,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     rules = Rules(hostname=host, forced_ip=looked_up_ip or settings.ip, internal=settings.internal,
                   use_ip_from_label=settings.use_ip_from_label or None, tags=settings.tags,
                   require_label=settings.require_label, name_from_image=settings.name_from_image)
-    publisher = Publisher(settings, host, docker_client, store,
+    publisher = Publisher(settings, host, engine, store,
                           queues.registrar_queue(connect(settings, decode=False)), liveness, rules,
                           Ec2MetadataClient(settings.ec2_metadata_url))
-    watcher = Watcher(settings, docker_client, publisher, liveness)
+    watcher = Watcher(settings, engine, publisher, liveness)
     if endpoint is not None:
         endpoint.checks = watcher.checks
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -81,10 +80,10 @@ def _looked_up_ip(settings: config.WatcherConfig) -> str | None:
     return ip
 
 
-def _docker(base_url: str) -> docker.DockerClient:
-    client = docker.DockerClient(base_url=base_url, timeout=defaults.DOCKER_TIMEOUT_SECONDS)
-    client.ping()
-    return client
+def _docker(address: str) -> DockerEngine:
+    engine = DockerEngine(address, defaults.DOCKER_TIMEOUT_SECONDS)
+    engine.ping()
+    return engine
 
 
 if __name__ == "__main__":

@@ -12,8 +12,7 @@ import logging
 import threading
 import time
 
-import requests
-
+from shared.httpclient import HttpClient, HttpFailure, Response
 from shared.models import Ec2Metadata
 
 log = logging.getLogger(__name__)
@@ -32,8 +31,7 @@ class Ec2MetadataError(Exception):
 class Ec2MetadataClient:
     def __init__(self, base_url: str = DEFAULT_URL) -> None:
         self.base_url = base_url.rstrip("/")
-        self._session = requests.Session()
-        self._session.trust_env = False  # never through a proxy: the service is link-local
+        self._http = HttpClient(self.base_url, TIMEOUT_SECONDS)
         self._lock = threading.Lock()
         self._token: tuple[str, float] | None = None
         self._cached: tuple[Ec2Metadata | Ec2MetadataError, float] | None = None
@@ -70,14 +68,14 @@ class Ec2MetadataClient:
     def _get(self, path: str, optional: bool = False) -> str:
         url = f"/latest/meta-data/{path}"
         response = self._call("GET", url, {"X-aws-ec2-metadata-token": self._current_token(fresh=False)})
-        if response.status_code == 401:  # the token expired early (instance restarted, clock jump)
+        if response.status == 401:  # the token expired early (instance restarted, clock jump)
             response = self._call("GET", url, {"X-aws-ec2-metadata-token": self._current_token(fresh=True)})
-        if response.status_code == 404 and optional:
+        if response.status == 404 and optional:
             return ""
-        if response.status_code != 200:
-            raise Ec2MetadataError(f"GET {self.base_url}{url}: HTTP {response.status_code}")
+        if response.status != 200:
+            raise Ec2MetadataError(f"GET {self.base_url}{url}: HTTP {response.status}")
         try:
-            value = response.content.decode("utf-8").strip()
+            value = response.body.decode("utf-8").strip()
         except UnicodeDecodeError:
             raise Ec2MetadataError(f"{path}: answer is not UTF-8") from None
         if not value.isprintable() or len(value) > 255:
@@ -89,16 +87,17 @@ class Ec2MetadataClient:
         if fresh or self._token is None or now >= self._token[1]:
             response = self._call("PUT", "/latest/api/token",
                                   {"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL_SECONDS)})
-            if response.status_code != 200 or not response.text.strip():
-                raise Ec2MetadataError(f"PUT {self.base_url}/latest/api/token: HTTP {response.status_code}")
+            if response.status != 200 or not response.text.strip():
+                raise Ec2MetadataError(f"PUT {self.base_url}/latest/api/token: HTTP {response.status}")
             self._token = (response.text.strip(), now + TOKEN_TTL_SECONDS - 60)
         return self._token[0]
 
-    def _call(self, method: str, path: str, headers: dict[str, str]) -> requests.Response:
+    def _call(self, method: str, path: str, headers: dict[str, str]) -> Response:
+        # Never through a proxy (HttpClient uses none): the service is link-local.
         try:
-            return self._session.request(method, self.base_url + path, headers=headers, timeout=TIMEOUT_SECONDS)
-        except requests.RequestException as err:
-            raise Ec2MetadataError(f"{method} {self.base_url}{path}: {type(err).__name__}") from None
+            return self._http.request(method, path, headers=headers)
+        except HttpFailure as err:
+            raise Ec2MetadataError(f"{method} {self.base_url}{path}: {err.kind}") from None
 
     @staticmethod
     def _ip(name: str, value: str) -> str:

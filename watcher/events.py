@@ -12,11 +12,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import docker
-import requests
-
 from shared import defaults, metrics
 from shared.health import Check
+from watcher.engine import DockerEngine, DockerError
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +43,8 @@ def parse_event(raw: dict[str, Any]) -> Event:
 
 
 class EventFollower:
-    def __init__(self, docker_client: docker.DockerClient, work: queue.Queue[Any], stop: threading.Event) -> None:
-        self.docker = docker_client
+    def __init__(self, engine: DockerEngine, work: queue.Queue[Any], stop: threading.Event) -> None:
+        self.docker = engine
         self.work = work
         self.stop = stop
         self._stream: Any = None
@@ -73,8 +71,8 @@ class EventFollower:
         backoff, first = 1.0, True
         while not self.stop.is_set():
             try:
-                stream = self.docker.events(decode=True, filters={"type": "container"})
-            except (docker.errors.DockerException, requests.RequestException) as err:
+                stream = self.docker.events()
+            except DockerError as err:
                 with self._lock:
                     self._trouble = f"cannot follow Docker events: {err}"
                 log.warning("cannot follow Docker events (%s); retrying in %.0fs", err, backoff)

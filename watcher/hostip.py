@@ -9,8 +9,8 @@ import ipaddress
 import logging
 import socket
 import time
-
-import requests
+import urllib.error
+import urllib.request
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,14 @@ def parse_answer(body: bytes) -> str:
 def look_up(url: str) -> str:
     """GET `url` once and return the IP it answers. Raises IpLookupError."""
     try:
-        response = requests.get(url, timeout=TIMEOUT_SECONDS)
-    except requests.RequestException as err:
-        raise IpLookupError(f"GET {url}: {type(err).__name__}") from None
-    if response.status_code != 200:
-        raise IpLookupError(f"GET {url}: HTTP {response.status_code}")
-    return parse_answer(response.content)
+        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
+            if response.status != 200:
+                raise IpLookupError(f"GET {url}: HTTP {response.status}")
+            return parse_answer(response.read())
+    except urllib.error.HTTPError as err:
+        raise IpLookupError(f"GET {url}: HTTP {err.code}") from None
+    except (OSError, ValueError) as err:
+        raise IpLookupError(f"GET {url}: {type(getattr(err, 'reason', err)).__name__}") from None
 
 
 def look_up_with_retries(url: str, attempts: int, interval: float) -> str | None:

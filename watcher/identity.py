@@ -16,10 +16,9 @@ import os
 import socket
 import time
 import uuid
-from typing import Any
-
 from shared.config import valid_host_name
 from shared.store import Store
+from watcher.engine import DockerEngine
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +33,9 @@ class BadEngineName(Exception):
     """The Docker engine's name cannot serve as a host identity."""
 
 
-def engine_name(docker_client: Any) -> str:
+def engine_name(engine: DockerEngine) -> str:
     """The Docker engine's name, validated like -hostname."""
-    name = docker_client.info().get("Name") or ""
+    name = engine.info().get("Name") or ""
     if not valid_host_name(name):
         raise BadEngineName(f"the Docker engine's name {name!r} is not a usable host name (letters, digits, "
                             "'.', '_', '-'): set -hostname")

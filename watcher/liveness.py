@@ -18,6 +18,7 @@ from typing import Any
 
 from shared import keys, metrics
 from shared.store import Lease, Published, Store
+from watcher.engine import DockerEngine
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,10 @@ class Liveness:
     def is_vouched(self, container_id: str) -> bool:
         return container_id in self._vouched
 
-    def renew(self, docker_client: Any) -> RenewalResult:
+    def renew(self, engine: DockerEngine) -> RenewalResult:
         """Renew what Docker confirms running; return Docker's listing of every container and whether
         Redis still holds every change this watcher published. Raises IdentityLost."""
-        listing = docker_client.api.containers(all=True)
+        listing = engine.containers()
         running = {entry["Id"] for entry in listing if entry.get("State") == "running"}
         with self.lock:
             sources = [keys.source(self.host, container_id) for container_id in self._vouched & running]

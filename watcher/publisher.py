@@ -17,11 +17,9 @@ renewal, which lists containers, stops too).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-import docker
-import requests
 from rq import Queue
 
 from shared import keys, logs, metrics, queues
@@ -32,6 +30,7 @@ from shared.registration import wants_ec2_metadata
 from shared.store import Store
 from watcher import hostip
 from watcher.ec2 import Ec2MetadataClient, Ec2MetadataError
+from watcher.engine import ContainerNotFound, DockerEngine, DockerError
 from watcher.events import Event
 from watcher.liveness import Liveness
 from watcher.services import CONTAINER_NETWORK_PREFIX, Derivation, Rules, derive_services, network_mode
@@ -60,11 +59,11 @@ class _Known:
 
 
 class Publisher:
-    def __init__(self, settings: WatcherConfig, host: str, docker_client: docker.DockerClient, store: Store,
+    def __init__(self, settings: WatcherConfig, host: str, engine: DockerEngine, store: Store,
                  registrar_queue: Queue, liveness: Liveness, rules: Rules, ec2: Ec2MetadataClient) -> None:
         self.settings = settings
         self.host = host
-        self.docker = docker_client
+        self.docker = engine
         self.store = store
         self.queue = registrar_queue
         self.liveness = liveness
@@ -90,10 +89,9 @@ class Publisher:
             elif stops_container(event.attributes.get("signal"), known.stop_signal):
                 self._set_stopping(container_id, True)
                 if known.state.phase is Phase.RUNNING:
-                    down = known.state.model_copy(update={"status": InstanceStatus.DOWN})
+                    down = replace(known.state, status=InstanceStatus.DOWN)
                     self._publish(container_id, down, known.stop_signal, event_time=event.time)
         elif action == "die":
-            self._set_stopping(container_id, False)
             known = self._known.get(container_id)
             name = known.name if known else "/" + event.attributes.get("name", container_id[:12])
             exit_code = event.attributes.get("exitCode", "0")
@@ -102,6 +100,7 @@ class Publisher:
                                  deregister=self.settings.deregister)
             self._publish(container_id, state, known.stop_signal if known else DEFAULT_STOP_SIGNAL,
                           event_time=event.time)
+            self._set_stopping(container_id, False)  # after the publish: a dead container's flag is moot
         elif action == "destroy":
             self._set_stopping(container_id, False)
             self._publish(container_id, None, DEFAULT_STOP_SIGNAL, event_time=event.time)
@@ -121,7 +120,7 @@ class Publisher:
         Redis's errors when listing fails."""
         metrics.RESYNCS.inc()
         self.resolved_host_ip = self.settings.ip or hostip.resolve(self.host)
-        present = [entry["Id"] for entry in self.docker.api.containers(all=True)]
+        present = [entry["Id"] for entry in self.docker.containers()]
         failed = []
         for container_id in present:
             try:
@@ -145,14 +144,14 @@ class Publisher:
     def refresh(self, container_id: str, *, force: bool = False, event_time: float | None = None) -> None:
         """Inspect the container now and publish its state. Raises InspectFailed."""
         try:
-            container = self.docker.api.inspect_container(container_id)
-        except docker.errors.NotFound:
+            container = self.docker.inspect(container_id)
+        except ContainerNotFound:
             log.info("container %s no longer exists: its services go", container_id[:12],
                      extra=logs.about(source=keys.source(self.host, container_id)))
             self._set_stopping(container_id, False)
             self._publish(container_id, None, DEFAULT_STOP_SIGNAL, force=force, event_time=event_time)
             return
-        except (docker.errors.DockerException, requests.RequestException) as err:
+        except DockerError as err:
             raise InspectFailed(container_id, str(err)) from None
         # A container that is not running has no services: nothing to derive, nothing to complain about.
         derivation = NO_SERVICES
@@ -193,8 +192,8 @@ class Publisher:
         if not mode.startswith(CONTAINER_NETWORK_PREFIX):
             return None
         try:
-            return self.docker.api.inspect_container(mode[len(CONTAINER_NETWORK_PREFIX):])
-        except (docker.errors.DockerException, requests.RequestException) as err:
+            return self.docker.inspect(mode[len(CONTAINER_NETWORK_PREFIX):])
+        except DockerError as err:
             log.warning("container %s: cannot inspect the container whose network it shares: %s",
                         container["Id"][:12], err, extra=logs.about(source=keys.source(self.host, container["Id"]),
                                                                     container_name=container.get("Name")))
@@ -205,9 +204,15 @@ class Publisher:
         source = keys.source(self.host, container_id)
         job_id = queues.new_job_id()
         vouched = state is not None and state.vouched
+        name = state.container_name if state is not None else container_id[:12]
+        known = self._known.get(container_id)
+        # Its job, enqueued in the same step if one is needed; not prepared for a state published before
+        # (a re-sync): the publish finds it unchanged, unless Redis lost it, and then the job follows.
+        unchanged = not force and known is not None and known.state == state
+        enqueue = () if unchanged else queues.reconcile_job_commands(self.queue, source, name, job_id, force=force)
         with self.liveness.lock:
             published = self.store.publish_state(source, state, ttl=self.settings.ttl, sweep_after=SWEEP_AFTER_SECONDS,
-                                                 job_id=job_id, force=force, event_time=event_time)
+                                                 job_id=job_id, force=force, event_time=event_time, enqueue=enqueue)
             self.liveness.note(container_id, vouched, published)
         metrics.STATES_PUBLISHED.labels("changed" if published.changed else "unchanged").inc()
         if state is None:
@@ -215,6 +220,5 @@ class Publisher:
         else:
             self._known[container_id] = _Known(state.container_name, container_stop_signal, state)
         if published.enqueue:
-            name = state.container_name if state is not None else container_id[:12]
             queues.enqueue_reconcile(self.queue, source, name, job_id, force=force)
         return published.changed

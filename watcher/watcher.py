@@ -27,13 +27,12 @@ import time
 from dataclasses import dataclass, replace
 from typing import Union
 
-import docker
-
 from shared import defaults, metrics
 from shared.config import WatcherConfig
 from shared.health import Check, Pulse, check_answers, check_recent
 from shared.periodic import every
 from watcher import hostip
+from watcher.engine import DockerEngine
 from watcher.events import Event, EventFollower, Resync
 from watcher.liveness import IdentityLost, Liveness
 from watcher.publisher import InspectFailed, Publisher
@@ -95,15 +94,15 @@ def retry_delay(attempt: int) -> float:
 
 
 class Watcher:
-    def __init__(self, settings: WatcherConfig, docker_client: docker.DockerClient, publisher: Publisher,
+    def __init__(self, settings: WatcherConfig, engine: DockerEngine, publisher: Publisher,
                  liveness: Liveness) -> None:
         self.settings = settings
-        self.docker = docker_client
+        self.docker = engine
         self.publisher = publisher
         self.liveness = liveness
         self.stop = threading.Event()
         self.work = WorkQueue()
-        self.events = EventFollower(docker_client, self.work, self.stop)
+        self.events = EventFollower(engine, self.work, self.stop)
         self.stalls = StallDetector()
         self.failure: Exception | None = None
         self.renewed = Pulse()

@@ -23,7 +23,7 @@ import redis
 from registrar.albs.resolver import AlbResolver, Unknown
 from shared import keys
 from shared.alb import alb_intent, alb_registration
-from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
+from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord, parse_state
 from shared.registration import registration
 from tests.conftest import HOST_IP
 from tests.support import DevEureka
@@ -53,7 +53,7 @@ def wanted_registry(client: redis.Redis, albs: AlbResolver | None = None) -> dic
             doc = client.hget(keys.state(source), "doc")
             if not doc or not client.exists(keys.live(source)):
                 continue
-            state = ContainerState.model_validate_json(doc)
+            state = parse_state(doc)
             if state.phase is not Phase.RUNNING or not state.vouched:
                 continue
             for record in state.services:

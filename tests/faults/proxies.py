@@ -129,7 +129,7 @@ class DockerProxy(_Proxy):
 
     def handle(self, client: socket.socket, head: bytes, body: bytes) -> None:
         method, path = request_line(head)
-        if self.failing_inspects and method == "GET" and re.match(r"^/v[\d.]+/containers/[0-9a-f]+/json", path):
+        if self.failing_inspects and method == "GET" and re.match(r"^(/v[\d.]+)?/containers/[0-9a-f]+/json", path):
             _answer(client, 500, b'{"message": "injected: the daemon did not answer in time"}')
             return
         stalled = threading.Event()
