@@ -13,11 +13,10 @@ registrator sent them empty, and a host IP cannot be right for a record many hos
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, field_validator
 
 from shared import defaults
 from shared.config import parse_bool
@@ -45,25 +44,37 @@ ECS_SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_:/.-]{0,1599}$")
 PLAIN = "registered as a plain container"
 
 
-class AlbEndpoint(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class AlbEndpoint:
     """Where an ALB takes a service's traffic: its DNS name, the listener port forwarding to the service's
-    target group, and the AWS resources to ask about health and existence."""
+    target group, and the AWS resources to ask about health and existence. Crosses Redis (the AWS answer
+    cache, the ALB records): written with `endpoint_json`, read with `parse_endpoint`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    __pydantic_config__ = {"extra": "forbid"}
 
     dns_name: str
     port: int
     target_group_arn: str
     load_balancer_arn: str
 
-    @field_validator("dns_name")
-    @classmethod
-    def _canonical(cls, value: str) -> str:
-        return value.lower()  # DNS is case-insensitive; one spelling gives one Eureka instance
+    def __post_init__(self) -> None:
+        # DNS is case-insensitive; one spelling gives one Eureka instance.
+        object.__setattr__(self, "dns_name", self.dns_name.lower())
 
     @property
     def instance_id(self) -> str:
         return f"{self.dns_name}_{self.port}"
+
+
+def endpoint_json(endpoint: AlbEndpoint) -> str:
+    return json.dumps(asdict(endpoint), separators=(",", ":"))
+
+
+def parse_endpoint(doc: str | bytes) -> AlbEndpoint:
+    """A stored endpoint, validated (pydantic's ValidationError, a ValueError, names what is wrong)."""
+    from pydantic import TypeAdapter  # here, not at the top: the watcher imports this module (see models)
+
+    return TypeAdapter(AlbEndpoint).validate_json(doc)
 
 
 @dataclass(frozen=True)

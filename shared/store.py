@@ -10,17 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import redis
 from redis.exceptions import LockNotOwnedError
 from rq.job import Job
 
 from shared import defaults, keys
+from shared.alb import AlbEndpoint, endpoint_json, parse_endpoint
 from shared.models import ContainerState, InstanceStatus, parse_state, state_json
 
-if TYPE_CHECKING:
-    from shared.alb import AlbEndpoint
 
 # Every script that needs the time starts with this: Redis server time in seconds, as a float.
 _NOW = """
@@ -665,9 +664,7 @@ class Store:
                                                              "registered")
         if doc is None or endpoint is None:
             return None
-        from shared.alb import AlbEndpoint  # here: the watcher, which never reads ALBs, must not load pydantic
-
-        return AlbRecord(key, json.loads(doc), AlbEndpoint.model_validate_json(endpoint),
+        return AlbRecord(key, json.loads(doc), parse_endpoint(endpoint),
                          InstanceStatus(health or InstanceStatus.STARTING), registered == "1")
 
     def alb_members(self, key: str) -> set[str]:
@@ -697,7 +694,7 @@ class Store:
         place in the schedule already."""
         self._save_alb(keys=[keys.alb(key), keys.HEARTBEAT_DUE, keys.HEARTBEAT_INTERVAL],
                        args=[keys.alb_schedule_entry(key), json.dumps(document, sort_keys=True),
-                             endpoint.model_dump_json(), health.value, interval, "1" if registered else "0"])
+                             endpoint_json(endpoint), health.value, interval, "1" if registered else "0"])
 
     def set_alb_health(self, key: str, health: InstanceStatus) -> None:
         self.redis.hset(keys.alb(key), "health", health.value)

@@ -3,6 +3,7 @@ weighted forwards, several listeners, rules, explicit endpoints, health and dele
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -124,7 +125,7 @@ def test_without_ecs_labels_the_target_holding_this_host_and_port(resolver: AlbR
 def test_explicit_endpoint_finds_its_load_balancer_through_the_target_group(
         resolver: AlbResolver, web: SimpleNamespace, aws: SimpleNamespace) -> None:
     named = resolver.resolve(explicit(web.dns_name, 443, web.target_group))
-    assert named == web.endpoint.model_copy(update={"port": 443})
+    assert named == replace(web.endpoint, port=443)
     # A name of one's own for the load balancer (a CNAME) is fine while one load balancer sends to the group.
     cname = resolver.resolve(explicit("web.example.com", 80, web.target_group))
     assert cname == AlbEndpoint(dns_name="web.example.com", port=80, target_group_arn=web.target_group,

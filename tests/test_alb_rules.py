@@ -7,7 +7,8 @@ from dataclasses import replace
 import pytest
 
 from shared.alb import (AlbDecision, AlbEndpoint, AlbIntent, AlbLookup, ExplicitAlb, alb_intent, alb_registration,
-                        alb_status, needs_host_instance_id, with_alb_endpoint, with_alb_health)
+                        alb_status, endpoint_json, needs_host_instance_id, parse_endpoint, with_alb_endpoint,
+                        with_alb_health)
 from shared.models import InstanceStatus, ServiceRecord
 from shared.registration import registration
 
@@ -262,5 +263,12 @@ def test_container_record_names_its_alb_when_not_only_the_alb_registers() -> Non
 
 
 def test_endpoint_dns_name_is_case_insensitive() -> None:
-    upper = ENDPOINT.model_copy(update={"dns_name": "WEB-123.us-east-1.ELB.amazonaws.com"})
-    assert AlbEndpoint.model_validate(upper.model_dump()).instance_id == ENDPOINT.instance_id
+    upper = replace(ENDPOINT, dns_name="WEB-123.us-east-1.ELB.amazonaws.com")
+    assert upper.instance_id == ENDPOINT.instance_id
+    stored = endpoint_json(ENDPOINT).replace(ENDPOINT.dns_name, "WEB-123.us-east-1.ELB.amazonaws.com")
+    assert parse_endpoint(stored) == ENDPOINT
+
+
+def test_a_stored_endpoint_of_another_shape_is_refused() -> None:
+    with pytest.raises(ValueError, match="surprise"):
+        parse_endpoint(endpoint_json(ENDPOINT)[:-1] + ',"surprise":1}')
