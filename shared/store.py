@@ -299,20 +299,26 @@ local function renew_held(first)
   end
   return nil
 end
+
+-- Takes lock KEYS[1] for token ARGV[2], the held locks (from `first` on) renewed. Returns nil when
+-- taken, {0} when another holder has it, {-1, name} when a held lock was lost.
+local function take_lock(first)
+  local lost = renew_held(first)
+  if lost then
+    return {-1, lost}
+  end
+  if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
+    return {0}
+  end
+  return nil
+end
 """
 
 # KEYS: lock, then held locks.  ARGV: life in ms, token, then the held locks' tokens.
 # Returns {1} when taken (held locks renewed), {0} when another holder has it, {-1, name} when a held
 # lock was lost.
 _TAKE_LOCK = _RENEW_HELD + """
-local lost = renew_held(2)
-if lost then
-  return {-1, lost}
-end
-if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
-  return {0}
-end
-return {1}
+return take_lock(2) or {1}
 """
 
 # KEYS: held locks.  ARGV: life in ms, unused, then their tokens.  Returns a lost lock's name, or ''.
@@ -351,12 +357,9 @@ return result
 # current generation of a source's state. Returns {0} (lock busy), {-1, name} (a held lock was lost),
 # or {1, gen, doc ('' if none), source}.
 _TAKE_INSTANCE_LOCK = _RENEW_HELD + """
-local lost = renew_held(4)
-if lost then
-  return {-1, lost}
-end
-if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[1]) then
-  return {0}
+local refused = take_lock(4)
+if refused then
+  return refused
 end
 local instance = redis.call('HMGET', KEYS[2], 'doc', 'source')
 return {1, redis.call('HGET', KEYS[3], 'gen') or '0', instance[1] or '', instance[2] or ''}

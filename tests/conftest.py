@@ -19,7 +19,7 @@ from shared.connection import connect
 from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
 from shared.store import Store
 from tests.aws import CREDENTIALS as AWS_CREDENTIALS, REGION as AWS_REGION, AwsStandIn, AwsWorld, MotoServer
-from tests.faults.proxies import EurekaProxy
+from tests.faults.proxies import DockerProxy, EurekaProxy
 from tests.support import (DevEureka, DockerEngine, Process, RedisServer, SentinelGroup, python_module,
                            wait_until)
 
@@ -98,6 +98,14 @@ def eureka(tmp_path: Path) -> Iterator[DevEureka]:
     server = DevEureka(tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def docker_proxy(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerProxy]:
+    """A proxy in front of the Docker engine that a test can stall or make fail."""
+    proxy = DockerProxy(tmp_path_factory.mktemp("proxy", numbered=True), docker_engine.host).start()
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import signal
 import socket
 import time
 from types import SimpleNamespace
-from typing import Iterator
 
 import docker
 import pytest
@@ -21,7 +20,7 @@ from rq import Queue, Worker
 from shared import queues
 from tests.conftest import FAST_LEASE, HOST_IP, Components, run_web, start_watcher
 from tests.faults.proxies import DockerProxy
-from tests.support import DevEureka, DockerEngine, free_port, wait_until
+from tests.support import DevEureka, free_port, wait_until
 
 COMPONENTS = ("watcher", "registrar", "heartbeater")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -41,13 +40,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 def health(port: int) -> tuple[int, dict]:
     response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
     return response.status_code, response.json()
-
-
-@pytest.fixture
-def docker_proxy(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerProxy]:
-    proxy = DockerProxy(tmp_path_factory.mktemp("proxy", numbered=True), docker_engine.host).start()
-    yield proxy
-    proxy.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Iterator
 
 import docker
 import pytest
@@ -12,13 +11,6 @@ import redis
 from tests.conftest import Components, start_system
 from tests.faults.proxies import DockerProxy, EurekaProxy
 from tests.support import DevEureka, DockerEngine
-
-
-@pytest.fixture
-def docker_proxy(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerProxy]:
-    proxy = DockerProxy(tmp_path_factory.mktemp("proxy", numbered=True), docker_engine.host).start()
-    yield proxy
-    proxy.close()
 
 
 @pytest.fixture
