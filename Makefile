@@ -21,8 +21,9 @@ APT_PACKAGES := redis-server redis-sentinel docker.io busybox-static iproute2 op
 run: deps
 	$(PY) scripts/run_local.py
 
+# Two workers (pytest-xdist), each with its own dockerd, Redis and Eureka; a test file stays on one worker.
 test: deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: deps
 	$(PY) -m bench $(BENCH_ARGS)

@@ -50,7 +50,7 @@ def make_run(tmp_path: Path, redis_with_password: str, eureka_not_yet_up: DevEur
     run = Process("make-run", [sys.executable, "scripts/run_local.py"], tmp_path, {
         "REDIS_URL": redis_with_password, "EUREKA_URL": eureka_not_yet_up.url, "DOCKER_HOST": docker_engine.host,
         "DASHBOARD_PORT": str(free_port()), "WATCHER_METRICS_PORT": str(free_port()),
-        "REGISTRATOR_METRICS_PORT": str(free_port()), "HEARTBEATER_METRICS_PORT": str(free_port()),
+        "REGISTRAR_METRICS_PORT": str(free_port()), "HEARTBEATER_METRICS_PORT": str(free_port()),
         "REGISTRATOR_RETRY_ATTEMPTS": "-1", "REGISTRATOR_RETRY_INTERVAL": "200",
         "REGISTRATOR_MIN_RENEWAL_INTERVAL": "1"}).start()
     try:

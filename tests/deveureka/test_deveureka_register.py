@@ -322,6 +322,8 @@ def test_strict_server_refuses_what_netflix_would_silently_alter(
     assert named in response.text
     assert strict_eureka.request("GET", f"/apps/{app_name}").status_code == 404
     assert dev_eureka.register(app_name, dev_eureka.doc(app_name, **fields)).status_code == 204
+    # The shared server's XML listings must stay readable for the tests that read them.
+    assert dev_eureka.request("DELETE", f"/apps/{app_name}/127.0.0.1_18080").status_code == 200
 
 
 UNPARSEABLE = {
