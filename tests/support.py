@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+import pytest
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,6 +59,17 @@ def holds_for(check: Callable[[], object], seconds: float, what: str, interval: 
         if not check():
             raise AssertionError(f"{what} stopped holding")
         time.sleep(interval)
+
+
+def configuration_error(load: Callable[[list[str], dict[str, str]], object], argv: list[str],
+                        environ: dict[str, str], capsys: Any) -> str:
+    """The error a configuration loader prints before it exits with status 2: checked to be one line."""
+    with pytest.raises(SystemExit) as exit_info:
+        load(argv, environ)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    return error
 
 
 def require_program(name: str) -> str:

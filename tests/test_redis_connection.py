@@ -15,7 +15,7 @@ import redis
 from shared import config
 from shared.connection import SentinelUrl, connect, parse_sentinel_url
 from shared.defaults import REDIS_WAIT_SECONDS
-from tests.support import RedisServer, SentinelGroup, wait_until
+from tests.support import RedisServer, SentinelGroup, configuration_error, wait_until
 
 
 @pytest.mark.parametrize(("url", "expected"), [
@@ -59,11 +59,7 @@ def test_bad_sentinel_urls_say_what_is_wrong_without_the_password(url: str, comp
 ])
 def test_configuration_errors_never_show_a_redis_password(
         argv: list[str], environ: dict[str, str], culprit: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        config.load_watcher(argv, environ)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1
+    error = configuration_error(config.load_watcher, argv, environ, capsys)
     assert culprit in error
     assert "s3cr3t" not in error
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared import config
+from tests.support import configuration_error
 from watcher.hostip import IpLookupError, parse_answer
 
 
@@ -55,11 +56,7 @@ def test_environment() -> None:
 ])
 def test_invalid_values_are_one_line_naming_the_option_and_exit_2(
         argv: list[str], environ: dict[str, str], culprit: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        config.load_watcher(argv, environ)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1
+    error = configuration_error(config.load_watcher, argv, environ, capsys)
     assert culprit in error
     error.encode("utf-8")
 
