@@ -3,8 +3,10 @@
 No liveness entry, no heartbeat: when a container hangs or its watcher or host dies, the entry
 expires, renewals stop and Eureka evicts the instance by lease expiry (SPEC section 6). A renewal
 answered 404 means Eureka lost the instance (restart, eviction): it is registered again, under the
-instance lock the registrar also takes, and only if it is still tracked and live. An ALB's record has one
-entry in the schedule for the whole fleet; its renewal is `registrar.albs.record.AlbRecords.renew`.
+instance lock the registrar also takes, and only if it is still tracked and live. An instance skipped
+because its host's watcher is gone is free for the containers it was refused to: their reconciles are
+requeued. An ALB's record has one entry in the schedule for the whole fleet; its renewal is
+`registrar.albs.record.AlbRecords.renew`.
 
 Each renewal is measured against when it was due (Redis time, handed over by the claim): one sent more
 than a tenth of its interval late, beyond the ticker's own step (-tick), counts as missed (`shared.metrics`).
@@ -16,10 +18,12 @@ import logging
 import time
 from typing import Any
 
+from rq import Queue
+
 from registrar.albs import alb_resolver
 from registrar.albs.record import AlbRecords
 from registrar.albs.resolver import AlbResolver
-from shared import defaults, keys, logs, metrics
+from shared import defaults, keys, logs, metrics, queues
 from shared.eureka import EurekaClient, EurekaError, EurekaUnavailable
 from shared.locking import Locks
 from shared.store import DueHeartbeats, HeartbeatTarget, Store, TrackedInstance
@@ -28,11 +32,13 @@ log = logging.getLogger(__name__)
 
 
 class Heartbeater:
-    def __init__(self, store: Store, eureka: EurekaClient, tick: float = defaults.HEARTBEAT_TICK_SECONDS,
-                 resolver: AlbResolver | None = None) -> None:
-        """`resolver` answers an ALB's target health and whether its load balancer exists."""
+    def __init__(self, store: Store, eureka: EurekaClient, registrar_queue: Queue,
+                 tick: float = defaults.HEARTBEAT_TICK_SECONDS, resolver: AlbResolver | None = None) -> None:
+        """`resolver` answers an ALB's target health and whether its load balancer exists; `registrar_queue`
+        takes the reconciles of containers refused an instance whose owner is gone."""
         self.store = store
         self.eureka = eureka
+        self.registrar_queue = registrar_queue
         self.tick = tick
         self.locks = Locks(store, eureka.timeout, len(eureka.servers))
         self.albs = AlbRecords(store, eureka, self.locks, resolver or alb_resolver(store.redis))
@@ -57,6 +63,7 @@ class Heartbeater:
                 if log.isEnabledFor(logging.DEBUG):
                     about, extra = self._about(target)
                     log.debug("no heartbeat for %s: %s is not vouched for", key, about, extra=extra)
+                self._free_for_claimants(target)
                 continue
             if clock is not None and key in due_at:
                 self._measure(clock.now() - due_at[key], target.interval)
@@ -89,6 +96,17 @@ class Heartbeater:
             except EurekaError as err:
                 log.error("renewal of ALB %s failed: %s", key, err)
         return True
+
+    def _free_for_claimants(self, target: HeartbeatTarget) -> None:
+        """An owner nobody vouches for, on a host no watcher serves, no longer wants its instance: the
+        containers refused it may take it now, not only at their next retry (up to minutes into a backoff)."""
+        claimants = self.store.claimants([target.key]).get(target.key)
+        if not claimants or self.store.host_is_served(keys.split_source(target.source)[0]):
+            return
+        for claimant in sorted(claimants):
+            log.info("instance %s: its owner %s is gone with its watcher; %s may take it", target.key,
+                     target.source, claimant, extra=logs.about(source=claimant, instance=target.key))
+            queues.requeue_reconcile(self.store, self.registrar_queue, claimant)
 
     def _register_again(self, key: str) -> None:
         with self.locks.hold(keys.instance_lock(key)):

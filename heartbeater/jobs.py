@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from heartbeater.heartbeat import Heartbeater
 from registrar.albs import alb_resolver
-from shared import config, metrics
+from shared import config, metrics, queues
 from shared.config import HeartbeaterConfig
 from shared.worker import Connections, JobContext
 
@@ -12,7 +12,8 @@ from shared.worker import Connections, JobContext
 def build(connections: Connections[HeartbeaterConfig]) -> Heartbeater:
     settings = connections.settings
     resolver = alb_resolver(connections.store.redis, check_interval=settings.alb_check_interval)
-    return Heartbeater(connections.store, connections.eureka, settings.tick, resolver)
+    return Heartbeater(connections.store, connections.eureka, queues.registrar_queue(connections.rq), settings.tick,
+                       resolver)
 
 
 context: JobContext[HeartbeaterConfig, Heartbeater] = JobContext(config.load_heartbeater, build)

@@ -8,7 +8,9 @@ jobs for one container in either order, or one job run twice, end in the same pl
 An instance has one owner. Two sources may derive the same Eureka instance (`APP/<hostName>_<port>`:
 the same IP and port on two hosts, a hostName label, on purpose); the first owner keeps it as long as
 it still wants it, and a second claimant is refused (one error line), stays pending, and takes over
-only when the owner lets go. Deregistration never deletes an instance another source owns.
+only when the owner lets go: its container goes (the release requeues the claimants), or its watcher
+does (the heartbeater, skipping the owner's renewal, requeues them). Deregistration never deletes an
+instance another source owns.
 
 Every Eureka write to one instance happens under that instance's lock, shared with the heartbeater's
 re-registration after a 404, so a re-registration cannot race a deregistration. A state counts as
@@ -120,11 +122,7 @@ class Reconciler:
         return complete
 
     def requeue(self, source: str) -> None:
-        """Enqueue a reconcile of `source`, unless one is already waiting in the queue."""
-        job_id = queues.new_job_id()
-        if self.store.claim_job(keys.reconcile_job_name(source), job_id):
-            state, _ = self.store.read_state(source)
-            queues.enqueue_reconcile(self.queue, source, state.container_name if state else "", job_id)
+        queues.requeue_reconcile(self.store, self.queue, source)
 
     def sweep_pending(self) -> list[str]:
         """Enqueue again the sources whose wanted state no registrar has applied for a while (their job

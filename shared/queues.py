@@ -20,6 +20,7 @@ from rq import Queue
 from rq.job import Job
 
 from shared import defaults, keys
+from shared.store import Store
 
 REGISTRAR_QUEUE = "registrar"
 HEARTBEAT_QUEUE = "heartbeat"
@@ -61,6 +62,14 @@ def enqueue_reconcile(queue: Queue, source: str, container_name: str, job_id: st
     return queue.enqueue(RECONCILE_JOB, source, force, job_id=job_id, job_timeout=defaults.JOB_TIMEOUT_SECONDS,
                          result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
                          description=f"{'re-register' if force else 'reconcile'} {name} on {host}", pipeline=pipeline)
+
+
+def requeue_reconcile(store: Store, queue: Queue, source: str) -> None:
+    """Enqueue a reconcile of `source`, unless one is already waiting in the queue."""
+    job_id = new_job_id()
+    if store.claim_job(keys.reconcile_job_name(source), job_id):
+        state, _ = store.read_state(source)
+        enqueue_reconcile(queue, source, state.container_name if state else "", job_id)
 
 
 def reconcile_job_commands(queue: Queue, source: str, container_name: str, job_id: str, *,

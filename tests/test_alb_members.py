@@ -60,8 +60,9 @@ def reconciler(store: Store, eureka_proxy: EurekaProxy, redis_url: str, resolver
 
 
 @pytest.fixture
-def heartbeater(store: Store, eureka_proxy: EurekaProxy, resolver: AlbResolver) -> Heartbeater:
-    return Heartbeater(store, EurekaClient([eureka_proxy.url]), resolver=resolver)
+def heartbeater(store: Store, eureka_proxy: EurekaProxy, redis_url: str, resolver: AlbResolver) -> Heartbeater:
+    return Heartbeater(store, EurekaClient([eureka_proxy.url]), queues.registrar_queue(redis.Redis.from_url(redis_url)),
+                       resolver=resolver)
 
 
 def web_record(host: str, container_id: str, task: str, port: int = 32768, **attrs: str) -> ServiceRecord:

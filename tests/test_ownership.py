@@ -12,6 +12,7 @@ import logging
 import pytest
 import redis
 
+from heartbeater.heartbeat import Heartbeater
 from registrar.reconcile import Reconciler
 from shared import keys, queues
 from shared.eureka import EurekaClient
@@ -104,6 +105,27 @@ def test_a_refused_claimant_takes_over_when_the_owner_lets_go(
     assert reconciler.reconcile(second)
     assert owner_in_eureka(eureka) == NEW
     assert eureka.instance(*INSTANCE)["status"] == "UP"
+
+
+def test_the_owner_s_watcher_gone_its_next_skipped_heartbeat_frees_the_instance_at_once(
+        store: Store, reconciler: Reconciler, eureka: DevEureka, redis_url: str) -> None:
+    first = publish(store, "host-a", OLD, running("host-a", OLD))
+    reconciler.reconcile(first)
+    second = publish(store, "host-b", NEW, running("host-b", NEW))
+    assert not reconciler.reconcile(second)
+    queue = queues.registrar_queue(redis.Redis.from_url(redis_url))
+    heartbeater = Heartbeater(store, EurekaClient([eureka.url]), queue)
+
+    heartbeater.beat([KEY])  # the owner is still vouched for: renewed, nobody requeued
+    assert queue.jobs == []
+    store.redis.delete(keys.live(first))  # its liveness entry expired; its watcher may still come back
+    heartbeater.beat([KEY])
+    assert queue.jobs == []
+    store.redis.delete(keys.host_watcher("host-a"))  # host A's watcher is gone too
+    heartbeater.beat([KEY])
+    assert [job.args[0] for job in queue.jobs] == [second], "the claimant, not its backoff, decides when"
+    assert reconciler.reconcile(second)
+    assert owner_in_eureka(eureka) == NEW
 
 
 def test_the_owner_of_a_dead_host_no_longer_wants_its_instance(
