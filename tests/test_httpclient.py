@@ -61,11 +61,18 @@ def server() -> Iterator[tuple[str, Recorder]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with serving(Handler) as url:
+        yield f"{url}/eureka", recorder
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` answering on a free loopback port, in background threads: the server's URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/eureka", recorder
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -152,18 +159,14 @@ def test_a_stream_is_read_line_by_line_until_closed_from_another_thread() -> Non
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        stream = HttpClient(f"http://127.0.0.1:{httpd.server_address[1]}", 1.0).stream("GET", "/events")
-        assert stream.status == 200
-        lines = stream.lines()
-        assert [next(lines), next(lines)] == [b'{"n": 1}\n', b'{"n": 2}\n']
-        # No read timeout: the stream waits for more, longer than the client's timeout, until closed.
-        threading.Timer(1.5, stream.close).start()
-        assert list(lines) == []
-    finally:
-        release.set()
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(Handler) as url:
+        try:
+            stream = HttpClient(url, 1.0).stream("GET", "/events")
+            assert stream.status == 200
+            lines = stream.lines()
+            assert [next(lines), next(lines)] == [b'{"n": 1}\n', b'{"n": 2}\n']
+            # No read timeout: the stream waits for more, longer than the client's timeout, until closed.
+            threading.Timer(1.5, stream.close).start()
+            assert list(lines) == []
+        finally:
+            release.set()
