@@ -56,6 +56,7 @@ class Heartbeater:
         if albs:
             instance_keys = [key for key in instance_keys if keys.alb_of_schedule_entry(key) is None]
         targets = self.store.heartbeat_targets(instance_keys)
+        self._free_for_claimants([target for target in targets if not target.live])
         for done, target in enumerate(targets):
             key = target.key
             if not target.live:
@@ -63,7 +64,6 @@ class Heartbeater:
                 if log.isEnabledFor(logging.DEBUG):
                     about, extra = self._about(target)
                     log.debug("no heartbeat for %s: %s is not vouched for", key, about, extra=extra)
-                self._free_for_claimants(target)
                 continue
             if clock is not None and key in due_at:
                 self._measure(clock.now() - due_at[key], target.interval)
@@ -97,16 +97,22 @@ class Heartbeater:
                 log.error("renewal of ALB %s failed: %s", key, err)
         return True
 
-    def _free_for_claimants(self, target: HeartbeatTarget) -> None:
+    def _free_for_claimants(self, unvouched: list[HeartbeatTarget]) -> None:
         """An owner nobody vouches for, on a host no watcher serves, no longer wants its instance: the
-        containers refused it may take it now, not only at their next retry (up to minutes into a backoff)."""
-        claimants = self.store.claimants([target.key]).get(target.key)
-        if not claimants or self.store.host_is_served(keys.split_source(target.source)[0]):
+        containers refused it may take it now, not only at their next retry (up to minutes into a backoff).
+        One read for the claimants of the whole batch; hosts are asked only for instances that have some."""
+        claimed = self.store.claimants([target.key for target in unvouched]) if unvouched else {}
+        owners = {target.key: target.source for target in unvouched if target.key in claimed}
+        if not owners:
             return
-        for claimant in sorted(claimants):
-            log.info("instance %s: its owner %s is gone with its watcher; %s may take it", target.key,
-                     target.source, claimant, extra=logs.about(source=claimant, instance=target.key))
-            queues.requeue_reconcile(self.store, self.registrar_queue, claimant)
+        served = self.store.served_hosts(sorted({keys.split_source(source)[0] for source in owners.values()}))
+        for key, owner in owners.items():
+            if served[keys.split_source(owner)[0]]:
+                continue
+            for claimant in sorted(claimed[key]):
+                log.info("instance %s: its owner %s is gone with its watcher; %s may take it", key, owner,
+                         claimant, extra=logs.about(source=claimant, instance=key))
+                queues.requeue_reconcile(self.store, self.registrar_queue, claimant)
 
     def _register_again(self, key: str) -> None:
         with self.locks.hold(keys.instance_lock(key)):
