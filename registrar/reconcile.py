@@ -222,13 +222,13 @@ class Reconciler:
             yield claim.instance
 
     def _refuse(self, key: str, source: str, owner: str) -> None:
-        # A claimant that no longer wants the instance is forgotten here, so the set never outgrows the
-        # sources that really compete for it (the owner's release drops the whole set).
+        if not self.store.add_claimant(key, source):
+            return
+        # As a new claimant joins, those that no longer want the instance are forgotten: the set never
+        # outgrows the sources that really compete for it (the owner's release drops the whole set).
         for claimant in self.store.claimants([key]).get(key, set()) - {source}:
             if key not in self._wanted(self.store.read_state(claimant)[0], report=False)[0]:
                 self.store.drop_claimant(key, claimant)
-        if not self.store.add_claimant(key, source):
-            return
         state, _ = self.store.read_state(source)
         owner_state, _ = self.store.read_state(owner)
         log.error("Eureka instance %s is wanted by %s, but %s owns it and still wants it: not registered "
