@@ -21,7 +21,7 @@ import docker
 from docker.models.containers import Container
 
 from bench.parts import Parts, pid, rss_bytes
-from shared import keys, queues
+from shared import keys
 from tests.support import wait_until
 
 IMAGE = "local/busybox"
@@ -61,18 +61,18 @@ class DockerEvents:
         self._stream.close()
 
 
-class QueueWatch:
-    """When reconcile jobs entered the registrar queue and when a worker took them, from Redis keyspace
-    notifications on the queue's list (RQ keeps no record of when a job was taken).
-    Times are when this process heard of it, a fraction of a millisecond after it happened."""
+class LaneWatch:
+    """When changes went on the registrars' fast lane and when a registrar took them, from Redis keyspace
+    notifications on the lane's list. Times are when this process heard of it, a fraction of a millisecond
+    after it happened."""
 
     def __init__(self, parts: Parts) -> None:
         self.pushed: list[float] = []
         self.taken: list[float] = []
         parts.redis.config_set("notify-keyspace-events", "Kl")
         self._pubsub = parts.redis.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(f"__keyspace@0__:{parts.queue(queues.REGISTRAR_QUEUE).key}")
-        threading.Thread(target=self._follow, name="queue-watch", daemon=True).start()
+        self._pubsub.subscribe(f"__keyspace@0__:{keys.FAST_LANE}")
+        threading.Thread(target=self._follow, name="lane-watch", daemon=True).start()
 
     def _follow(self) -> None:
         try:
@@ -85,9 +85,9 @@ class QueueWatch:
         except Exception:  # noqa: BLE001 - closed at the end of the scenario
             return
 
-    def job_between(self, event: float, arrival: float) -> tuple[float, float] | None:
-        """(pushed, taken) of the last job enqueued after `event` and taken by a worker before `arrival`;
-        None when the request came from a job enqueued earlier (which then read the newer state)."""
+    def change_between(self, event: float, arrival: float) -> tuple[float, float] | None:
+        """(pushed, taken) of the last change pushed after `event` and taken by a registrar before `arrival`;
+        None when the request came from an earlier change (which then read the newer state)."""
         taken = max((time_ for time_ in self.taken if time_ <= arrival), default=None)
         pushed = None if taken is None else max((time_ for time_ in self.pushed if time_ <= taken), default=None)
         return None if pushed is None or taken is None or pushed < event else (pushed, taken)
@@ -155,7 +155,7 @@ def single_runs(parts: Parts, events: DockerEvents, runs: int) -> dict[str, Any]
     """Start a container, wait for its registration, kill it, wait for its deletion, remove it: `runs` times,
     one container at a time, the system quiet before each step."""
     scenario = Scenario(parts, events)
-    queue_watch = QueueWatch(parts)
+    lane_watch = LaneWatch(parts)
     register, deregister, run_apps = [], [], []
     commands: dict[str, Counter[str]] = {"start": Counter(), "kill": Counter(), "destroy": Counter()}
     cpu: dict[str, Counter[str]] = {phase: Counter() for phase in commands}
@@ -180,9 +180,9 @@ def single_runs(parts: Parts, events: DockerEvents, runs: int) -> dict[str, Any]
                 commands[phase].update(_difference(parts.command_counts(), before))
                 cpu[phase].update({name: used - cpu_before[name] for name, used in parts.cpu_seconds().items()})
             run_apps.append((app.upper(), container.id))
-        breakdown = _job_breakdown(scenario, events, queue_watch, run_apps)
+        breakdown = _breakdown(scenario, events, lane_watch, run_apps)
     finally:
-        queue_watch.close()
+        lane_watch.close()
         scenario.close()
     idle_rate = parts.idle_command_rate
     per_phase = {phase: _net_per_run(commands[phase], idle_rate, seconds[phase], runs) for phase in commands}
@@ -203,29 +203,29 @@ def _net_per_run(counts: Counter[str], idle_rate: dict[str, float], seconds: flo
     return {name: round(value, 2) for name, value in sorted(net.items()) if value >= 0.05}
 
 
-def _job_breakdown(scenario: Scenario, events: DockerEvents, queue_watch: QueueWatch,
-                   run_apps: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
-    """Where each single run's milliseconds went: the watcher (event to reconcile job enqueued), the queue
-    (enqueued to a worker taking it), the registrar (taken to the request's arrival at Eureka). With how
-    long Docker takes to hand an event to a client (this process's own event stream): part of the
-    watcher's share that no watcher can save. A request made by a job enqueued before the event (the
-    `kill` event's job, which found the container dead when it ran) is only counted."""
+def _breakdown(scenario: Scenario, events: DockerEvents, lane_watch: LaneWatch,
+               run_apps: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """Where each single run's milliseconds went: the watcher (event to the change on the fast lane), the
+    lane (pushed to a registrar taking it), the registrar (taken to the request's arrival at Eureka). With
+    how long Docker takes to hand an event to a client (this process's own event stream): part of the
+    watcher's share that no watcher can save. A request made for an earlier change (the `kill` event's,
+    which found the container dead when it was applied) is only counted."""
     result: dict[str, dict[str, Any]] = {
-        step: {"docker_event_delivery": list(events.delivery_ms[action]), "watcher": [], "queue": [], "worker": [],
-               "by_an_earlier_job": 0}
+        step: {"docker_event_delivery": list(events.delivery_ms[action]), "watcher": [], "lane": [], "registrar": [],
+               "by_an_earlier_change": 0}
         for step, action in (("register", "start"), ("deregister", "die"))}
     for app, container_id in run_apps:
         for step, action, arrival in (("register", "start", scenario.arrivals.posts[app]),
                                       ("deregister", "die", scenario.arrivals.deletes[app])):
             event = events.first(container_id, action)
-            job = None if event is None else queue_watch.job_between(event / 1e9, arrival / 1e9)
-            if job is None:
-                result[step]["by_an_earlier_job"] += 1
+            change = None if event is None else lane_watch.change_between(event / 1e9, arrival / 1e9)
+            if change is None:
+                result[step]["by_an_earlier_change"] += 1
                 continue
-            pushed, taken = job
+            pushed, taken = change
             result[step]["watcher"].append((pushed - event / 1e9) * 1000)
-            result[step]["queue"].append((taken - pushed) * 1000)
-            result[step]["worker"].append((arrival / 1e9 - taken) * 1000)
+            result[step]["lane"].append((taken - pushed) * 1000)
+            result[step]["registrar"].append((arrival / 1e9 - taken) * 1000)
     return result
 
 

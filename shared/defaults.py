@@ -63,6 +63,13 @@ SWEEP_BATCH = 500
 # A host whose watcher was last seen longer ago than its liveness TTL + 2 x its longest lease + this
 # margin (one Netflix eviction run and a minute to spare) is forgotten (-host-forget-margin default).
 HOST_FORGET_MARGIN_SECONDS = EUREKA_EVICTION_INTERVAL_SECONDS + 60
+# The fast lane keeps the newest changes only: with no registrar taking them (all stopped), it stays this
+# short, and the RQ jobs, which follow every change anyway, apply them.
+FAST_LANE_LENGTH = 1000
+# A registrar's fast lane waits this long for a change before it looks whether it must stop.
+FAST_LANE_WAIT_SECONDS = 1
+# After an error (Redis unavailable, say), the fast lane pauses this long before it takes the next change.
+FAST_LANE_ERROR_PAUSE_SECONDS = 1.0
 
 
 # Seconds an RQ job may run. A reconcile job stops at the first Eureka call that fails, so its worst

@@ -15,6 +15,8 @@ Layout (times are Redis server time, `TIME`, in seconds: no rule depends on mach
 - `reg:live:<source>`             string with TTL; present while the watcher vouches    written by the watcher
 - `reg:pending`                   zset  source -> time a registrar should (re)try its state, until applied
 - `reg:pending:tries`             hash  source -> attempts so far at its current state (backoff)
+- `reg:fast-lane`                 list  sources whose state just changed, newest first, the newest
+                                        `defaults.FAST_LANE_LENGTH` kept             written by the watcher
 - `reg:job:<name>`                string: id of the queued job for `reconcile:<source>` / `cleanup:<host>`
 - `reg:source:<source>:instances` set   instance keys the registrar registered for that source
 - `reg:instance:<instance key>`   hash  {doc: registration JSON, source}                written by the registrar
@@ -42,6 +44,7 @@ HEARTBEAT_DUE = PREFIX + "hb:due"
 HEARTBEAT_INTERVAL = PREFIX + "hb:interval"
 HOSTS = PREFIX + "hosts"
 PENDING_TRIES = PREFIX + "pending:tries"
+FAST_LANE = PREFIX + "fast-lane"
 # An ALB's entry in the heartbeat schedule is its instance key with this prefix; no app name holds a ':'.
 ALB_SCHEDULE_PREFIX = "alb:"
 

@@ -50,9 +50,10 @@ RESYNCS = Counter("registrator_resyncs", "Full re-syncs of this watcher's host (
 # --- worker pools -------------------------------------------------------------------------------
 JOBS = Counter(
     "registrator_jobs",
-    "Jobs run, by kind (reconcile, cleanup, heartbeat) and outcome: done; retried (ended without finishing, and "
-    "tried again later: a wanted state left pending for the sweep, a heartbeat batch cut short because Eureka "
-    "is unavailable); failed (raised an error: see RQ's failed job registry)",
+    "Jobs run, by kind (reconcile, cleanup, heartbeat, and reconcile-fast-lane: a change taken from the "
+    "registrars' fast lane, not an RQ job) and outcome: done; retried (ended without finishing, and tried again "
+    "later: a wanted state left pending for the sweep, a heartbeat batch cut short because Eureka is "
+    "unavailable); failed (raised an error: see RQ's failed job registry, or for the fast lane the registrar's log)",
     ["kind", "outcome"], registry=None)
 STATES_REQUEUED = Counter("registrator_states_requeued",
                           "Wanted states the registrars' sweep enqueued again because none was applied in time",
@@ -119,7 +120,8 @@ def run_job(kind: str, work: Callable[[], bool]) -> bool:
 
 class RedisCollector(Collector):
     """The system's backlog as Redis holds it, read at scrape time (a few commands in one round trip, no
-    writes): jobs per RQ queue and state, wanted states pending, registered instances, watcher hosts."""
+    writes): jobs per RQ queue and state, changes on the fast lane, wanted states pending, registered
+    instances, watcher hosts."""
 
     def __init__(self, client: redis.Redis, queue_keys: Mapping[str, Mapping[str, str]]) -> None:
         """`queue_keys`: queue name -> {"queued": list key, "started": registry key, "failed": registry key}."""
@@ -131,6 +133,7 @@ class RedisCollector(Collector):
         for queue_keys in self.queue_keys.values():
             for state, key in queue_keys.items():
                 pipe.llen(key) if state == "queued" else pipe.zcard(key)
+        pipe.llen(keys.FAST_LANE)
         pipe.zcard(keys.PENDING)
         pipe.zcard(keys.HEARTBEAT_DUE)
         pipe.zcard(keys.HOSTS)
@@ -146,8 +149,10 @@ class RedisCollector(Collector):
             for state in queue_keys:
                 jobs.add_metric([queue, state], next(counts))
         yield jobs
+        yield GaugeMetricFamily("registrator_fast_lane_changes", "Container changes waiting on the registrars' fast "
+                                "lane", value=next(counts))
         yield GaugeMetricFamily("registrator_states_pending", "Wanted container states no registrar has applied "
-                                "yet (waiting for their job, or for a retry)", value=next(counts))
+                                "yet (on the fast lane, waiting for a job, or for a retry)", value=next(counts))
         yield GaugeMetricFamily("registrator_instances_registered", "Eureka instances the registrars registered "
                                 "and the heartbeaters renew", value=next(counts))
         yield GaugeMetricFamily("registrator_hosts", "Docker hosts whose watcher Redis knows", value=next(counts))

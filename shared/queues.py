@@ -1,21 +1,24 @@
-"""The RQ queues and the jobs on them: the only contract between the watcher and the worker pools.
+"""The RQ queues and the jobs on them: with the wanted states in Redis (`shared.store`), the contract
+between the watcher and the worker pools.
+
+A container's change reaches the registrars on their fast lane (`registrar.fastlane`), not as a job.
+Reconcile jobs are the path that never loses one: a change no registrar applied within a few seconds
+(the sweep), a forced re-registration, a claimant whose instance was freed.
 
 Jobs carry identifiers only (a source, instance keys, a host name), never records or credentials: a
 worker reads the current state from Redis when it runs, so a late or repeated job cannot apply stale data.
 Their descriptions name what a person looks for in the RQ dashboard ("reconcile web-1 on host-a").
 
-At most one reconcile job per source waits in the queue (`Store.publish_state` / `Store.claim_job`
-decide, and the job releases its claim when it starts), and heartbeat jobs expire once their renewal
-interval has passed: an Eureka outage of an hour leaves O(sources) jobs, not one per event.
+At most one reconcile job per source waits in the queue (`Store.claim_job` decides, and the job releases
+its claim when it starts), and heartbeat jobs expire once their renewal interval has passed: an Eureka
+outage of an hour leaves O(sources) jobs, not one per event.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import redis
-from redis.client import Pipeline
 from rq import Queue
 from rq.job import Job
 
@@ -53,15 +56,14 @@ def queue_keys(connection: redis.Redis) -> dict[str, dict[str, str]]:
     return found
 
 
-def enqueue_reconcile(queue: Queue, source: str, container_name: str, job_id: str, *, force: bool = False,
-                      pipeline: Pipeline | None = None) -> Job:
+def enqueue_reconcile(queue: Queue, source: str, container_name: str, job_id: str, *, force: bool = False) -> Job:
     """Ask a registrar to make Eureka match `source`'s wanted state (`force`: re-register even if
     Redis says it is registered already)."""
     host, container_id = keys.split_source(source)
     name = container_name.lstrip("/") or container_id[:12]
     return queue.enqueue(RECONCILE_JOB, source, force, job_id=job_id, job_timeout=defaults.JOB_TIMEOUT_SECONDS,
                          result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
-                         description=f"{'re-register' if force else 'reconcile'} {name} on {host}", pipeline=pipeline)
+                         description=f"{'re-register' if force else 'reconcile'} {name} on {host}")
 
 
 def requeue_reconcile(store: Store, queue: Queue, source: str) -> None:
@@ -70,18 +72,6 @@ def requeue_reconcile(store: Store, queue: Queue, source: str) -> None:
     if store.claim_job(keys.reconcile_job_name(source), job_id):
         state, _ = store.read_state(source)
         enqueue_reconcile(queue, source, state.container_name if state else "", job_id)
-
-
-def reconcile_job_commands(queue: Queue, source: str, container_name: str, job_id: str, *,
-                           force: bool = False) -> list[tuple[Any, ...]]:
-    """The Redis commands of RQ's own enqueue of that reconcile job, recorded on a pipeline that is never
-    sent. `Store.publish_state` runs them in its script when it decides the job is needed: publishing a
-    change and enqueuing its job take one round trip, and the job is exactly as RQ writes it."""
-    recorder = queue.connection.pipeline(transaction=False)
-    enqueue_reconcile(queue, source, container_name, job_id, force=force, pipeline=recorder)
-    commands = [args for args, _ in recorder.command_stack]
-    recorder.reset()
-    return commands
 
 
 def enqueue_cleanup(queue: Queue, host: str, job_id: str) -> Job:

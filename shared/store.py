@@ -40,14 +40,13 @@ local function claim_job(flag, job_id, prefix)
 end
 """
 
-# KEYS: state, host sources, live, pending, host, job flag, pending tries.
-# ARGV: doc ('' = container gone), vouched, ttl, source, sweep after, job id, job key prefix, force,
-# time of the Docker event behind the change ('' if none), then the commands that enqueue job `job id`:
-# their number, and for each its number of arguments and the arguments.
-# Returns {changed, seq, enqueue}: whether the wanted state changed, the host's change counter after
-# this, and whether job `job id` is needed (no job for this source is queued yet, or `force`): 1 = the
-# caller must enqueue it, 2 = enqueued here (by the commands given).
-_PUBLISH_STATE = _NOW + _CLAIM_JOB + """
+# KEYS: state, host sources, live, pending, host, job flag, pending tries, fast lane.
+# ARGV: doc ('' = container gone), vouched, ttl, source, sweep after, job id, force, time of the Docker
+# event behind the change ('' if none), fast lane length.
+# A change goes on the registrars' fast lane (trimmed to its length), and is pending until a registrar
+# applied it. A forced re-registration is job `job id`, which the caller enqueues: its flag is set here.
+# Returns {changed, seq}: whether the wanted state changed, and the host's change counter after this.
+_PUBLISH_STATE = _NOW + """
 if ARGV[2] == '1' then
   redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])
 else
@@ -59,7 +58,7 @@ if ARGV[1] == '' then
   redis.call('SREM', KEYS[2], ARGV[4])
 else
   if redis.call('HGET', KEYS[1], 'doc') ~= ARGV[1] then
-    redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'event_time', ARGV[9])
+    redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'event_time', ARGV[8])
     redis.call('HINCRBY', KEYS[1], 'gen', 1)
     changed = 1
   end
@@ -70,26 +69,17 @@ if changed == 1 then
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[4])
   redis.call('HDEL', KEYS[7], ARGV[4])
   seq = redis.call('HINCRBY', KEYS[5], 'seq', 1)
+  if ARGV[7] ~= '1' then
+    redis.call('LPUSH', KEYS[8], ARGV[4])
+    redis.call('LTRIM', KEYS[8], 0, tonumber(ARGV[9]) - 1)
+  end
 else
   seq = tonumber(redis.call('HGET', KEYS[5], 'seq') or '0')
 end
-local enqueue = 0
-if ARGV[8] == '1' then
+if ARGV[7] == '1' then
   redis.call('SET', KEYS[6], ARGV[6])
-  enqueue = 1
-elseif changed == 1 then
-  enqueue = claim_job(KEYS[6], ARGV[6], ARGV[7])
 end
-if enqueue == 1 and tonumber(ARGV[10]) > 0 then
-  local at = 11
-  for _ = 1, tonumber(ARGV[10]) do
-    local count = tonumber(ARGV[at])
-    redis.call(unpack(ARGV, at + 1, at + count))
-    at = at + count + 1
-  end
-  enqueue = 2
-end
-return {changed, seq, enqueue}
+return {changed, seq}
 """
 
 # KEYS: host, host watcher lease, hosts, then the live keys to renew.
@@ -375,7 +365,6 @@ class Lease(Enum):
 class Published:
     changed: bool
     seq: int
-    enqueue: bool
 
 
 @dataclass(frozen=True)
@@ -512,24 +501,22 @@ class Store:
         return self.redis.get(keys.host_watcher(host))
 
     def publish_state(self, source: str, state: ContainerState | None, *, ttl: int, sweep_after: float,
-                      job_id: str, force: bool = False, event_time: float | None = None,
-                      enqueue: Sequence[Sequence[Any]] = ()) -> Published:
+                      force: bool = False, job_id: str = "", event_time: float | None = None) -> Published:
         """Store a container's wanted state (None: the container no longer exists) and set or drop its
-        liveness entry. When the state changed (or `force`) and no reconcile job for this source is
-        waiting in the queue yet, job `job_id` is needed: `enqueue`, the commands that enqueue it
-        (`queues.reconcile_job_commands`), are run in the same step; without them, `enqueue` in the answer
-        tells the caller to enqueue it."""
+        liveness entry. A change goes on the registrars' fast lane, and waits on the pending list until a
+        registrar applied it (the sweep enqueues it as a job after `sweep_after` seconds). With `force`
+        (re-register even if Redis says it is registered), the caller enqueues job `job_id`, which this
+        records as the source's queued job."""
         host, _ = keys.split_source(source)
         vouched = state is not None and state.vouched
         doc = "" if state is None else state_json(state)
-        commands = [part for command in enqueue for part in (len(command), *command)]
-        changed, seq, needed = self._publish_state(
+        changed, seq = self._publish_state(
             keys=[keys.state(source), keys.host_sources(host), keys.live(source), keys.PENDING, keys.host(host),
-                  keys.job(keys.reconcile_job_name(source)), keys.PENDING_TRIES],
-            args=[doc, "1" if vouched else "0", ttl, source, sweep_after, job_id, Job.redis_job_namespace_prefix,
-                  "1" if force else "0", "" if event_time is None else repr(event_time), len(enqueue), *commands],
+                  keys.job(keys.reconcile_job_name(source)), keys.PENDING_TRIES, keys.FAST_LANE],
+            args=[doc, "1" if vouched else "0", ttl, source, sweep_after, job_id, "1" if force else "0",
+                  "" if event_time is None else repr(event_time), defaults.FAST_LANE_LENGTH],
         )
-        return Published(bool(changed), int(seq), needed == 1)
+        return Published(bool(changed), int(seq))
 
     def renew_liveness(self, host: str, token: str, sources: Iterable[str], ttl: int, expected_seq: int) -> Renewal:
         """Renew the host's watcher lease and the liveness entries of its vouched `sources`, and say
@@ -586,6 +573,11 @@ class Store:
     def release_job(self, name: str, job_id: str) -> None:
         """The job `job_id` for `name` has started: a change from now on needs a new job."""
         self._delete_if_equal(keys=[keys.job(name)], args=[job_id])
+
+    def take_fast_lane(self, wait: float) -> str | None:
+        """The source whose change has waited longest on the fast lane, waiting up to `wait` seconds for one."""
+        taken = self.redis.brpop([keys.FAST_LANE], wait)
+        return None if taken is None else taken[1]
 
     def claim_pending(self, limit: int) -> list[str]:
         """Sources whose wanted state is due for another attempt, each pushed back by its backoff."""

@@ -82,10 +82,13 @@ class JobContext(Generic[S, T]):
 
 
 def serve(component: str, settings: S, context: JobContext[S, T], queue_name: str,
-          periodic: Callable[[T, Queue], object], interval: float, collectors: Sequence[Collector] = ()) -> None:
+          periodic: Callable[[T, Queue], object], interval: float, collectors: Sequence[Collector] = (),
+          fast_lane: Callable[[T, threading.Event, Pulse], object] | None = None) -> None:
     """Wait for Redis and Eureka, install the jobs' context, run `periodic(context, queue)` every
     `interval` seconds, and work on `queue_name` until SIGTERM or SIGINT (the current job finishes).
-    /metrics shows `component`'s metrics, the queues' backlog and `collectors`."""
+    With `fast_lane`, also run `fast_lane(context, stop, pulse)` in a thread of its own: it works until
+    `stop` is set, and its pulse beats at least every `defaults.FAST_LANE_WAIT_SECONDS` while it is not
+    busy. /metrics shows `component`'s metrics, the queues' backlog and `collectors`."""
     logs.setup(component, settings.log_level, settings.log_format)
     connections = Connections.open(settings)
     registry = metrics.registry_for(component, metrics.RedisCollector(connections.store.redis,
@@ -100,16 +103,32 @@ def serve(component: str, settings: S, context: JobContext[S, T], queue_name: st
     stop = threading.Event()
     pulse = Pulse()
     every(interval, lambda: periodic(service, queue), f"{component}-periodic", stop, pulse)
+    lane, lane_pulse = None, Pulse()
+    if fast_lane is not None:
+        lane = threading.Thread(target=fast_lane, args=(service, stop, lane_pulse), name=f"{component}-fast-lane",
+                                daemon=True)
+        lane.start()
     log.info("%s started: Eureka %s", component, ", ".join(server.url for server in connections.eureka.servers))
     current = _CurrentWorker()
+
+    def checks() -> list[Check]:
+        found = [health.check_answers("redis", connections.store.redis.ping), current.check(),
+                 health.check_recent(f"{component}-periodic", pulse, interval + defaults.PERIODIC_STUCK_SECONDS,
+                                     "last round ended")]
+        if lane is not None:
+            found.append(health.check_recent(f"{component}-fast-lane", lane_pulse, defaults.FAST_LANE_WAIT_SECONDS
+                                             + defaults.JOB_TIMEOUT_SECONDS + defaults.STUCK_MARGIN_SECONDS,
+                                             "last change taken or waited for"))
+        return found
+
     if endpoint is not None:
-        endpoint.checks = lambda: [health.check_answers("redis", connections.store.redis.ping), current.check(),
-                                   health.check_recent(f"{component}-periodic", pulse,
-                                                       interval + defaults.PERIODIC_STUCK_SECONDS, "last round ended")]
+        endpoint.checks = checks
     try:
         _work_until_stopped(component, queue, stop, current)
     finally:
         stop.set()
+        if lane is not None:  # its current change, if any, ends first (or is left to its RQ job)
+            lane.join(defaults.STUCK_MARGIN_SECONDS)
 
 
 class _PoolWorker(SimpleWorker):

@@ -11,10 +11,9 @@ import docker
 import pytest
 from docker.models.containers import Container
 import redis
-import rq
 from rq import Worker
 
-from shared import keys, queues
+from shared import keys
 from shared.connection import connect
 from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
 from shared.store import Store
@@ -220,11 +219,10 @@ def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Si
         yield SimpleNamespace(stand_in=stand_in, world=AwsWorld(moto_server.url))
 
 
-def publish_running(store: Store, queue: rq.Queue, host: str, number: int, name: str, port: int,
-                    attrs: dict[str, str]) -> str:
+def publish_running(store: Store, host: str, number: int, name: str, port: int, attrs: dict[str, str]) -> str:
     """What the watcher of `host` does for running container `number`, whose one service `name` is container port
-    80 on host port `port`: publish its state (vouched for for 2 minutes) and enqueue its reconcile. Without
-    Docker: for tests about the workers. Returns the source."""
+    80 on host port `port`: publish its state (vouched for for 2 minutes; the change goes on the registrars'
+    fast lane). Without Docker: for tests about the workers. Returns the source."""
     container_id = f"{number:064x}"
     record = ServiceRecord(service_id=f"{host}:{name}{number}:80", name=name, ip="10.0.0.5", port=port,
                            exposed_port=80, protocol="tcp", host_ip="10.0.0.5", container_id=container_id,
@@ -232,7 +230,5 @@ def publish_running(store: Store, queue: rq.Queue, host: str, number: int, name:
     state = ContainerState(host=host, container_id=container_id, container_name=record.container_name,
                            phase=Phase.RUNNING, status=InstanceStatus.UP, services=(record,))
     source = keys.source(host, container_id)
-    job_id = queues.new_job_id()
-    if store.publish_state(source, state, ttl=120, sweep_after=5, job_id=job_id).enqueue:
-        queues.enqueue_reconcile(queue, source, record.container_name, job_id)
+    store.publish_state(source, state, ttl=120, sweep_after=5)
     return source

@@ -88,7 +88,7 @@ def publish(store: Store, state: ContainerState) -> str:
     """What the watcher of `state.host` does; returns the source. Its liveness follows the state."""
     source = keys.source(state.host, state.container_id)
     store.claim_host(state.host, f"watcher-of-{state.host}", 30)
-    store.publish_state(source, state, ttl=30, sweep_after=60, job_id=queues.new_job_id())
+    store.publish_state(source, state, ttl=30, sweep_after=60)
     return source
 
 

@@ -19,7 +19,7 @@ import redis
 from docker.models.containers import Container
 from rq import Worker
 
-from shared import defaults, keys, queues
+from shared import defaults, keys
 from shared.store import Store
 from tests.aws import ecs_labels, web_service
 from tests.conftest import (FAST_LEASE, HOST_IP, Components, publish_running, run_web, start_system,
@@ -182,9 +182,8 @@ def test_fifty_containers_behind_one_alb_cost_aws_a_handful_of_requests_per_inte
             components.start(pool, name=f"{pool}-{number}", env=env)
     wait_until(lambda: len(Worker.all(connection=redis.Redis.from_url(redis_url))) == 4, 20, "four workers")
     store = Store(redis_client)
-    queue = queues.registrar_queue(redis.Redis.from_url(redis_url))
     for number, task in enumerate(tasks):
-        publish_running(store, queue, f"host-{number % 5}", number, "web", 32768 + number,
+        publish_running(store, f"host-{number % 5}", number, "web", 32768 + number,
                         {"eureka_lookup_elbv2_endpoint": "true", "eureka_leaseinfo_renewalintervalinsecs": "1",
                          "eureka_leaseinfo_durationinsecs": "3", **ecs_labels(web.cluster, task)})
     key = keys.instance_key("WEB", web.endpoint.instance_id)

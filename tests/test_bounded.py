@@ -34,7 +34,8 @@ def test_a_host_whose_watcher_is_gone_for_good_is_forgotten(components, eureka, 
 
 def test_queued_reconciles_stay_one_per_source_however_often_states_change(redis_client: redis.Redis,
                                                                           redis_url: str) -> None:
-    """No registrar is running (Eureka down, workers busy): 200 changes of 10 containers queue 10 jobs."""
+    """No registrar is running (Eureka down, workers busy): 200 changes of 10 containers leave 10 pending
+    states, and the sweep, however often it runs, queues 10 jobs."""
     store = Store(redis_client)
     queue = queues.registrar_queue(redis.Redis.from_url(redis_url))
     store.claim_host("host-a", "token", 30)
@@ -43,19 +44,15 @@ def test_queued_reconciles_stay_one_per_source_however_often_states_change(redis
             container_id = f"{number:064x}"
             state = ContainerState(host="host-a", container_id=container_id, container_name=f"/c{number}",
                                    phase=Phase.RUNNING if change % 2 else Phase.EXITED, status=InstanceStatus.UP)
-            job_id = queues.new_job_id()
-            if store.publish_state(keys.source("host-a", container_id), state, ttl=30, sweep_after=0,
-                                   job_id=job_id).enqueue:
-                queues.enqueue_reconcile(queue, keys.source("host-a", container_id), state.container_name, job_id)
-    assert queue.count == 10
-    assert [job.description for job in queue.jobs][:2] == ["reconcile c0 on host-a", "reconcile c1 on host-a"]
+            store.publish_state(keys.source("host-a", container_id), state, ttl=30, sweep_after=0)
+    assert redis_client.zcard(keys.PENDING) == 10 and queue.count == 0
 
-    # The sweep finds them all pending, but their jobs still wait: nothing more is queued.
-    swept = store.claim_pending(100)
-    assert len(swept) == 10
-    for source in swept:
-        assert not store.claim_job(keys.reconcile_job_name(source), queues.new_job_id())
+    for _ in range(3):
+        for source in store.claim_pending(100):
+            queues.requeue_reconcile(store, queue, source)
+        redis_client.zadd(keys.PENDING, {source: 0 for source in redis_client.zrange(keys.PENDING, 0, -1)})
     assert queue.count == 10
+    assert sorted(job.description for job in queue.jobs)[:2] == ["reconcile c0 on host-a", "reconcile c1 on host-a"]
 
 
 def test_each_source_backs_off_on_its_own(redis_client: redis.Redis) -> None:

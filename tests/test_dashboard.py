@@ -43,10 +43,20 @@ def eureka_not_yet_up(tmp_path: Path) -> Iterator[DevEureka]:
 
 
 @pytest.fixture
-def make_run(tmp_path: Path, redis_with_password: str, eureka_not_yet_up: DevEureka,
-             docker_engine: DockerEngine) -> Iterator[Process]:
-    """scripts/run_local.py (what `make run` runs) on this test's Redis, Eureka and Docker engine; the
-    worker pools wait for Eureka as long as it takes."""
+def web_port(docker_client: docker.DockerClient) -> int:
+    """The host port of a container already running when `make run` starts."""
+    port = free_port()
+    # A short renewal interval (allowed by REGISTRATOR_MIN_RENEWAL_INTERVAL below), so that heartbeat jobs,
+    # and their queue, come as soon as it is registered.
+    run_web(docker_client, "dashboard-web", port, environment=FAST_LEASE)
+    return port
+
+
+@pytest.fixture
+def make_run(tmp_path: Path, redis_with_password: str, eureka_not_yet_up: DevEureka, docker_engine: DockerEngine,
+             web_port: int) -> Iterator[Process]:
+    """scripts/run_local.py (what `make run` runs) on this test's Redis, Eureka and Docker engine, started
+    after the container of `web_port`; the worker pools wait for Eureka as long as it takes."""
     run = Process("make-run", [sys.executable, "scripts/run_local.py"], tmp_path, {
         "REDIS_URL": redis_with_password, "EUREKA_URL": eureka_not_yet_up.url, "DOCKER_HOST": docker_engine.host,
         "DASHBOARD_PORT": str(free_port()), "WATCHER_METRICS_PORT": str(free_port()),
@@ -61,7 +71,7 @@ def make_run(tmp_path: Path, redis_with_password: str, eureka_not_yet_up: DevEur
         run.stop(timeout=60)
 
 
-def test_dashboard_shows_backlog_queues_and_workers(make_run: Process, docker_client: docker.DockerClient,
+def test_dashboard_shows_backlog_queues_and_workers(make_run: Process, web_port: int,
                                                     eureka_not_yet_up: DevEureka, tmp_path: Path) -> None:
     dashboard = re.search(r"Dashboard:\s+(\S+)", make_run.log())
     assert dashboard, make_run.log()
@@ -72,23 +82,21 @@ def test_dashboard_shows_backlog_queues_and_workers(make_run: Process, docker_cl
     artifacts = ARTIFACTS / "dashboard"
     artifacts.mkdir(parents=True, exist_ok=True)
 
-    # Eureka is down, so no worker has started: the container's job waits in the registrar queue. (The
-    # watcher has made its first re-sync, so the job is for the container's start event.)
+    # Eureka is down, so no worker has started: the watcher's first re-sync re-registers the container that
+    # was already running, and that job waits in the registrar queue. (A change after it would wait on the
+    # registrars' fast lane, which is not an RQ queue.)
     wait_until(lambda: "re-synced" in make_run.log(), 60, "the watcher's first re-sync")
-    port = free_port()
-    # A short renewal interval (allowed by REGISTRATOR_MIN_RENEWAL_INTERVAL above), so that heartbeat jobs,
-    # and their queue, come as soon as it is registered.
-    run_web(docker_client, "dashboard-web", port, environment=FAST_LEASE)
-    backlog = wait_until(lambda: _showing(rendered_dom(tmp_path, pages["jobs"]), "jobs", "reconcile "), 60,
+    port = web_port
+    backlog = wait_until(lambda: _showing(rendered_dom(tmp_path, pages["jobs"]), "jobs", "re-register "), 60,
                          "the waiting registrar job in the dashboard")
     [job] = [row[0] for row in table_rows(backlog, "jobs")[1:]]
-    assert re.fullmatch(f"reconcile dashboard-web on {re.escape(HOST)} [0-9a-f]{{32}}", job), job  # and its id
+    assert re.fullmatch(f"re-register dashboard-web on {re.escape(HOST)} [0-9a-f]{{32}}", job), job  # and its id
     waiting = table_rows(wait_until(lambda: _showing(rendered_dom(tmp_path, url), "queues", "registrar"), 60,
                                     "the registrar queue in the dashboard"), "queues")
     assert waiting[0][:2] == ["Queue", "Queued jobs"]
     assert [row[:2] for row in waiting[1:]] == [["registrar", "1"]]
     backlog_data = _data(url)
-    assert "reconcile dashboard-web" in backlog_data
+    assert "re-register dashboard-web" in backlog_data
     shutil.copy(screenshot(tmp_path, pages["jobs"], tmp_path / "dashboard-jobs.png"), artifacts)
 
     eureka_not_yet_up.start()

@@ -54,7 +54,7 @@ def publish(store: Store, host: str, container_id: str, state: ContainerState | 
     """What a watcher of `host` does; returns the source. Its liveness follows the state."""
     source = keys.source(host, container_id)
     store.claim_host(host, f"watcher-of-{host}", 30)
-    store.publish_state(source, state, ttl=30, sweep_after=60, job_id=queues.new_job_id())
+    store.publish_state(source, state, ttl=30, sweep_after=60)
     return source
 
 

@@ -44,7 +44,7 @@ def instance(app: str, instance_id: str, **metadata: str) -> dict[str, Any]:
 def publish(store: Store, container_id: str) -> None:
     state = ContainerState(host=HOST, container_id=container_id, container_name="/c", phase=Phase.RUNNING,
                            status=InstanceStatus.UP)
-    store.publish_state(keys.source(HOST, container_id), state, ttl=30, sweep_after=10, job_id="test")
+    store.publish_state(keys.source(HOST, container_id), state, ttl=30, sweep_after=10)
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ def publish_from_another_host(system: SimpleNamespace, port: int | None) -> None
     store = Store(system.redis)
     store.claim_host(OTHER_HOST, "test-watcher", 60)
     job_id = queues.new_job_id()
-    assert store.publish_state(TWIN_SOURCE, state, ttl=60, sweep_after=5, job_id=job_id, force=True).enqueue
+    store.publish_state(TWIN_SOURCE, state, ttl=60, sweep_after=5, job_id=job_id, force=True)
     rq_connection = redis.Redis(port=system.redis.connection_pool.connection_kwargs["port"])
     queues.enqueue_reconcile(queues.registrar_queue(rq_connection), TWIN_SOURCE, "/twin", job_id)
 

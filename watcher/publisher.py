@@ -1,4 +1,5 @@
-"""Publishing each container's wanted state: inspect, derive its services, publish, enqueue a reconcile.
+"""Publishing each container's wanted state: inspect, derive its services, publish (the registrars take
+each change from their fast lane; a forced re-registration is an RQ job).
 
 Owns what the watcher knows about each container between events: its name, its stop signal, the phase
 it was last published in, and the set of containers being stopped (kept in Redis too, so a restarted
@@ -39,7 +40,7 @@ from watcher.state import (DEFAULT_STOP_SIGNAL, container_state, exited_state, i
 
 log = logging.getLogger(__name__)
 
-# A published state no registrar applied within this time is enqueued again by the registrars.
+# A published state no registrar applied within this time is enqueued as a reconcile job by the registrars.
 SWEEP_AFTER_SECONDS = 5.0
 NO_SERVICES = Derivation((), ())
 INSPECTED_ACTIONS = frozenset({"start", "restart", "pause", "unpause", "health_status", "rename", "update"})
@@ -202,23 +203,18 @@ class Publisher:
     def _publish(self, container_id: str, state: ContainerState | None, container_stop_signal: int, *,
                  force: bool = False, event_time: float | None = None) -> bool:
         source = keys.source(self.host, container_id)
-        job_id = queues.new_job_id()
         vouched = state is not None and state.vouched
-        name = state.container_name if state is not None else container_id[:12]
-        known = self._known.get(container_id)
-        # Its job, enqueued in the same step if one is needed; not prepared for a state published before
-        # (a re-sync): the publish finds it unchanged, unless Redis lost it, and then the job follows.
-        unchanged = not force and known is not None and known.state == state
-        enqueue = () if unchanged else queues.reconcile_job_commands(self.queue, source, name, job_id, force=force)
+        job_id = queues.new_job_id() if force else ""
         with self.liveness.lock:
             published = self.store.publish_state(source, state, ttl=self.settings.ttl, sweep_after=SWEEP_AFTER_SECONDS,
-                                                 job_id=job_id, force=force, event_time=event_time, enqueue=enqueue)
+                                                 force=force, job_id=job_id, event_time=event_time)
             self.liveness.note(container_id, vouched, published)
         metrics.STATES_PUBLISHED.labels("changed" if published.changed else "unchanged").inc()
         if state is None:
             self._known.pop(container_id, None)
         else:
             self._known[container_id] = _Known(state.container_name, container_stop_signal, state)
-        if published.enqueue:
-            queues.enqueue_reconcile(self.queue, source, name, job_id, force=force)
+        if force:
+            name = state.container_name if state is not None else container_id[:12]
+            queues.enqueue_reconcile(self.queue, source, name, job_id, force=True)
         return published.changed

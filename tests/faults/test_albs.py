@@ -20,7 +20,7 @@ from rq import Worker
 
 from registrar.albs import alb_resolver
 from registrar.albs.resolver import AlbResolver
-from shared import keys, queues
+from shared import keys
 from shared.store import Store
 from tests.aws import ecs_error, ecs_labels, web_service
 from tests.conftest import (FAST_LEASE, HOST_IP, Components, publish_running, run_web, start_system,
@@ -123,15 +123,14 @@ def test_aws_throttling_and_slow_keeps_waiting_only_the_containers_behind_an_alb
     web = web_service(aws.world)
     tasks = aws.world.run_tasks("prod", web.task_definition, "service:web", count=ROUNDS)
     store = Store(redis_client)
-    queue = queues.registrar_queue(redis.Redis.from_url(redis_url))
 
     def plain_registered_after(number: int, behind_alb: str | None) -> float:
         """Seconds from publishing plain container `number` to its registration reaching Eureka."""
         if behind_alb:
-            publish_running(store, queue, "host-a", number, "web", 1,
+            publish_running(store, "host-a", number, "web", 1,
                             {"eureka_lookup_elbv2_endpoint": "true", **ecs_labels(web.cluster, behind_alb)})
         published = time.time()
-        publish_running(store, queue, "host-a", number + 100, "plain", 18000 + number, {})
+        publish_running(store, "host-a", number + 100, "plain", 18000 + number, {})
         wait_until(lambda: eureka.instance("PLAIN", f"10.0.0.5_{18000 + number}"), 10, "the plain registration")
         arrived = [at for at, method, path, _ in eureka_proxy.requests if method == "POST" and path.endswith("/PLAIN")]
         return arrived[-1] - published
