@@ -7,7 +7,7 @@ Every instance the system registers carries the metadata `docker-host` (the watc
 could not have registered from the current state: it is deleted.
 
 A container being registered right now had its state (and its place among the host's sources)
-published before its reconcile job was enqueued. Each deletion is decided again under the instance's
+published before any registrar could read it. Each deletion is decided again under the instance's
 lock, the one every registration of that instance takes, on the instance as Eureka holds it now and
 the host's sources as Redis holds them now: a registration in flight is either seen and kept, or
 happens after the deletion.

@@ -1,9 +1,10 @@
 """Make Eureka hold what a container's wanted state says: register, re-register, deregister.
 
-Correctness does not depend on job order. A job names only a source; it reads the wanted state as it
-is *now*, under the source's lock, and compares it with what the registrar registered before. So two
-jobs for one container in either order, or one job run twice, end in the same place, and a late
-"started" cannot resurrect a container that already died: its job sees the death.
+Correctness does not depend on order. A reconcile (of a change taken from the fast lane, or an RQ job)
+names only a source; it reads the wanted state as it is *now*, under the source's lock, and compares it
+with what the registrar registered before. So two reconciles of one container in either order, or one
+run twice, end in the same place, and a late "started" cannot resurrect a container that already died:
+it sees the death.
 
 An instance has one owner. Two sources may derive the same Eureka instance (`APP/<hostName>_<port>`:
 the same IP and port on two hosts, a hostName label, on purpose); the first owner keeps it as long as
