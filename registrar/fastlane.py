@@ -2,12 +2,12 @@
 (`Store.publish_state`), and each registrar takes changes from it in a thread of its own and reconciles
 them at once.
 
-A change's RQ job is the path that never loses it (retried, swept, shown in the RQ dashboard), but RQ
-spends several round trips taking and preparing a job before it runs: on a busy host, milliseconds of
-every registration and deregistration. The lane skips them. The job still follows; it finds the state
-applied and ends, or applies it when the lane did not (no registrar taking from it, Eureka unavailable,
-the lane trimmed). Both take the source's lock and read the state as it is then, so either order ends
-the same (see `registrar.reconcile`).
+RQ spends several round trips taking and preparing a job before it runs: on a busy host, milliseconds of
+every registration and deregistration. The lane skips them. A change stays pending until it is applied,
+so one the lane did not apply (no registrar taking from it, Eureka unavailable, a registrar lost mid-way,
+the lane trimmed) becomes an RQ job when the registrars' sweep finds it a few seconds later: that is the
+path that never loses a change (retried with backoff, shown in the RQ dashboard). Both take the source's
+lock and read the state as it is then, so either order ends the same (see `registrar.reconcile`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ def take_one(reconciler: Reconciler, wait: float = defaults.FAST_LANE_WAIT_SECON
     if source is not None:
         try:
             metrics.run_job("reconcile-fast-lane", lambda: reconciler.reconcile(source))
-        except Exception:  # noqa: BLE001 - the change's RQ job applies it
-            log.exception("fast lane: reconciling %s failed; its RQ job tries again", source,
+        except Exception:  # noqa: BLE001 - still pending: the sweep enqueues it as a job
+            log.exception("fast lane: reconciling %s failed; the sweep enqueues it again", source,
                           extra=logs.about(source=source))
     return source
 

@@ -64,7 +64,7 @@ SWEEP_BATCH = 500
 # margin (one Netflix eviction run and a minute to spare) is forgotten (-host-forget-margin default).
 HOST_FORGET_MARGIN_SECONDS = EUREKA_EVICTION_INTERVAL_SECONDS + 60
 # The fast lane keeps the newest changes only: with no registrar taking them (all stopped), it stays this
-# short, and the RQ jobs, which follow every change anyway, apply them.
+# short; the changes it drops stay pending, and the registrars' sweep enqueues them as jobs.
 FAST_LANE_LENGTH = 1000
 # A registrar's fast lane waits this long for a change before it looks whether it must stop.
 FAST_LANE_WAIT_SECONDS = 1

@@ -127,7 +127,7 @@ def serve(component: str, settings: S, context: JobContext[S, T], queue_name: st
         _work_until_stopped(component, queue, stop, current)
     finally:
         stop.set()
-        if lane is not None:  # its current change, if any, ends first (or is left to its RQ job)
+        if lane is not None:  # its current change, if any, ends first (or is left pending for the sweep)
             lane.join(defaults.STUCK_MARGIN_SECONDS)
 
 
