@@ -7,10 +7,9 @@ while it was down is seen twice at worst, never missed.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from shared import defaults, metrics
 from shared.health import Check
@@ -43,9 +42,14 @@ def parse_event(raw: dict[str, Any]) -> Event:
 
 
 class EventFollower:
-    def __init__(self, engine: DockerEngine, work: queue.Queue[Any], stop: threading.Event) -> None:
+    """Hands each event to `handle` on the following thread itself, and asks for a re-sync with `resync`
+    (`Resync(force=True)` after the first connection) once each stream is open."""
+
+    def __init__(self, engine: DockerEngine, handle: Callable[[Event], None], resync: Callable[[Resync], None],
+                 stop: threading.Event) -> None:
         self.docker = engine
-        self.work = work
+        self.handle = handle
+        self.resync = resync
         self.stop = stop
         self._stream: Any = None
         self._trouble = "not connected yet"
@@ -82,13 +86,13 @@ class EventFollower:
             with self._lock:
                 self._stream = stream
             log.info("following Docker events; full re-sync queued")
-            self.work.put(Resync(force=first))
+            self.resync(Resync(force=first))
             first, backoff = False, 1.0
             try:
                 for raw in stream:
                     event = parse_event(raw)
                     metrics.DOCKER_EVENTS.labels(event.action).inc()
-                    self.work.put(event)
+                    self.handle(event)
             except Exception as err:  # noqa: BLE001 - any break of the stream means reconnect
                 log.warning("Docker event stream broke: %s", err)
             finally:

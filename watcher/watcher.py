@@ -1,10 +1,12 @@
-"""The per-host watcher's loop: one thread handles work items in order; helpers feed it.
+"""The per-host watcher's loop: Docker events and queued work items, handled one at a time.
 
 Threads:
-- events (`events.py`): follows the Docker event stream, queues each event; reconnects and queues a
-  full re-sync whenever the stream breaks.
-- main: handles one work item at a time (an event, a re-sync, a retried inspect, a new host IP) with
-  `publisher.py`. A failed inspect is retried with backoff; a failed re-sync too.
+- events (`events.py`): follows the Docker event stream and handles each event itself, with
+  `publisher.py`: a hand-over to another thread would cost every registration a thread wake-up.
+  Reconnects and queues a full re-sync whenever the stream breaks.
+- main: handles the queued work items (a re-sync, a retried inspect, a new host IP, a cleanup). One
+  lock keeps it and the events thread to one item at a time. A failed inspect is retried with backoff;
+  a failed re-sync too.
 - liveness (`liveness.py`): every -ttl-refresh seconds renews the liveness entries, and from the same
   container listing notices a stalled event stream (`stall.py`) and Redis losing data.
 - resync (with -resync): periodically queues a full re-sync. With -cleanup, every re-sync asks the
@@ -102,7 +104,9 @@ class Watcher:
         self.liveness = liveness
         self.stop = threading.Event()
         self.work = WorkQueue()
-        self.events = EventFollower(engine, self.work, self.stop)
+        self.events = EventFollower(engine, self.handle, self.work.put, self.stop)
+        self._handling = threading.Lock()
+        self._failures = 0  # failed items in a row, for the re-sync's backoff
         self.stalls = StallDetector()
         self.failure: Exception | None = None
         self.renewed = Pulse()
@@ -125,22 +129,26 @@ class Watcher:
             every(self.settings.resync, lambda: self.work.put(Resync(force=False)), "resync", self.stop)
         if self.settings.ip_lookup_source:
             every(self.settings.ip_lookup_interval, self.check_host_ip, "ip-lookup", self.stop)
-        resync_failures = 0
         while not self.stop.is_set():
             item = self.work.get(timeout=0.5)
-            if item is None:
-                continue
+            if item is not None:
+                self.handle(item)
+
+    def handle(self, item: WorkItem) -> None:
+        """Handle one event or work item (from any thread, one at a time). A failed inspect is queued
+        again with backoff; any other failure queues a full re-sync."""
+        with self._handling:
             try:
                 self._handle(item)
                 if isinstance(item, Resync):
-                    resync_failures = 0
+                    self._failures = 0
             except InspectFailed as err:
                 attempt = item.attempt + 1 if isinstance(item, Inspect) else 0
                 log.warning("%s; retrying in %.1fs", err, retry_delay(attempt))
                 self.work.put(Inspect(err.container_id, attempt), retry_delay(attempt))
             except Exception:  # noqa: BLE001 - Redis or Docker trouble: try again later
-                delay = retry_delay(resync_failures)
-                resync_failures += 1
+                delay = retry_delay(self._failures)
+                self._failures += 1
                 log.exception("could not handle %s; full re-sync in %.1fs", item, delay)
                 self.work.put(Resync(force=True), delay)
 
