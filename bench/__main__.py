@@ -28,6 +28,7 @@ from tests.support import python_module
 @dataclass(frozen=True)
 class Plan:
     runs: int
+    traced_runs: int
     storm: int
     cycle_sizes: tuple[int, ...]
     interval: int
@@ -43,10 +44,10 @@ class Plan:
         return self.interval / 10
 
 
-FULL = Plan(runs=100, storm=200, cycle_sizes=(1000, 10000, 30000), interval=30, window_cycles=2, idle_seconds=5,
-            capacity_requests=20000)
-SMOKE = Plan(runs=3, storm=10, cycle_sizes=(100, 300, 1000), interval=5, window_cycles=2, idle_seconds=1,
-             capacity_requests=2000)
+FULL = Plan(runs=100, traced_runs=30, storm=200, cycle_sizes=(1000, 10000, 30000), interval=30, window_cycles=2,
+            idle_seconds=5, capacity_requests=20000)
+SMOKE = Plan(runs=3, traced_runs=2, storm=10, cycle_sizes=(100, 300, 1000), interval=5, window_cycles=2,
+             idle_seconds=1, capacity_requests=2000)
 
 
 def _interrupted(*_: object) -> NoReturn:
@@ -102,10 +103,11 @@ def run(plan: Plan, workdir: Path, profile_dir: Path | None) -> dict[str, Any]:
         footprint: dict[str, Any] = {"watcher_rss_idle_bytes": rss_bytes(pid(parts.watcher))}
         parts.measure_idle_commands(plan.idle_seconds)
 
+        load["single"] = loadavg()
+        results["single"] = containers.single_runs(parts, plan.runs)
         events = containers.DockerEvents(parts.docker)
         try:
-            load["single"] = loadavg()
-            results["single"] = containers.single_runs(parts, events, plan.runs)
+            results["single"]["breakdown_ms"] = containers.traced_runs(parts, events, plan.traced_runs)
             load["storm"] = loadavg()
             results["storm"] = containers.storm(parts, events, plan.storm)
         finally:

@@ -1,11 +1,16 @@
 """Container scenarios: single containers started and killed one at a time, and storms of them at once.
 
-Latency is measured from the Docker event's own timestamp (`timeNano`, read here from the engine's event
-stream) to the arrival of the Eureka request at the recording Eureka: `start` to the registration POST,
-`die` to the DELETE. Containers are busybox `sleep` with a port published on 127.0.0.1 and a
-`SERVICE_NAME` of their own, so the Eureka app in a request's path names the container. They are
-stopped with SIGKILL (`docker kill`): `kill` then `die`, as when a process is killed or its host
-runs out of memory.
+Latency is measured from the Docker event's own timestamp (`timeNano`) to the arrival of the Eureka
+request at the recording Eureka: `start` to the registration POST, `die` to the DELETE. Containers are
+busybox `sleep` with a port published on 127.0.0.1 and a `SERVICE_NAME` of their own, so the Eureka app
+in a request's path names the container. They are stopped with SIGKILL (`docker kill`): `kill` then
+`die`, as when a process is killed or its host runs out of memory.
+
+The single runs that give the latencies are not watched while they happen: on two cores, a bench
+process woken by each Docker event or Redis notification competes with the system it measures. Their
+event times are read from Docker's event log afterwards, and the bench first looks at Eureka a little
+after each step. The breakdown of where the milliseconds go comes from separate runs that are watched
+(`traced_runs`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import docker
+import redis
 from docker.models.containers import Container
 
 from bench.parts import Parts, pid, rss_bytes
@@ -27,6 +33,9 @@ from tests.support import wait_until
 IMAGE = "local/busybox"
 PARALLEL_DOCKER_CALLS = 32
 WAIT_SECONDS = 30
+# How long after a step of a single run the bench first asks Eureka for its records: well after a request
+# normally arrives, so that the asking does not compete with the system for the cores.
+FIRST_LOOK_SECONDS = 0.02
 
 
 class DockerEvents:
@@ -69,8 +78,11 @@ class LaneWatch:
     def __init__(self, parts: Parts) -> None:
         self.pushed: list[float] = []
         self.taken: list[float] = []
-        parts.redis.config_set("notify-keyspace-events", "Kl")
-        self._pubsub = parts.redis.pubsub(ignore_subscribe_messages=True)
+        self._redis = parts.redis
+        self._redis.config_set("notify-keyspace-events", "Kl")
+        # a client of its own: the listening thread must never read from a connection the pool hands out again
+        self._listener = redis.Redis.from_url(parts.redis_server.url, decode_responses=True)
+        self._pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
         self._pubsub.subscribe(f"__keyspace@0__:{keys.FAST_LANE}")
         threading.Thread(target=self._follow, name="lane-watch", daemon=True).start()
 
@@ -93,7 +105,9 @@ class LaneWatch:
         return None if pushed is None or taken is None or pushed < event else (pushed, taken)
 
     def close(self) -> None:
+        self._redis.config_set("notify-keyspace-events", "")
         self._pubsub.close()
+        self._listener.close()
 
 
 @dataclass
@@ -115,9 +129,8 @@ class Arrivals:
 
 
 class Scenario:
-    def __init__(self, parts: Parts, events: DockerEvents) -> None:
+    def __init__(self, parts: Parts) -> None:
         self.parts = parts
-        self.events = events
         self.arrivals = Arrivals()
         self.client = docker.DockerClient(base_url=parts.engine.host, timeout=120,
                                           max_pool_size=PARALLEL_DOCKER_CALLS)
@@ -127,8 +140,9 @@ class Scenario:
                                              environment={"SERVICE_NAME": name},
                                              ports={"80/tcp": ("127.0.0.1", None)})
 
-    def wait_arrivals(self, method: str, apps: list[str], timeout: float) -> list[int]:
+    def wait_arrivals(self, method: str, apps: list[str], timeout: float, first_look: float = 0.0) -> list[int]:
         found = self.arrivals.posts if method == "POST" else self.arrivals.deletes
+        time.sleep(first_look)
 
         def all_arrived() -> bool:
             self.arrivals.add(self.parts.eureka.fetch())
@@ -144,6 +158,16 @@ class Scenario:
                    interval=0.01)
         self.parts.wait_quiet()
 
+    def event_time(self, container_id: str, action: str, since: float) -> int:
+        """`timeNano` of the container's first `action` event since `since` (seconds), from Docker's event log."""
+        stream = self.client.events(since=f"{since:.9f}", until=f"{time.time():.9f}", decode=True,
+                                    filters={"type": "container", "container": container_id})
+        for event in stream:
+            if (event.get("Action") or "").split(":")[0] == action:
+                stream.close()
+                return int(event["timeNano"])
+        raise RuntimeError(f"Docker's event log has no {action} event of container {container_id[:12]}")
+
     def source(self, container_id: str) -> str:
         return keys.source(self.parts.watcher_host, container_id)
 
@@ -151,12 +175,11 @@ class Scenario:
         self.client.close()
 
 
-def single_runs(parts: Parts, events: DockerEvents, runs: int) -> dict[str, Any]:
+def single_runs(parts: Parts, runs: int) -> dict[str, Any]:
     """Start a container, wait for its registration, kill it, wait for its deletion, remove it: `runs` times,
-    one container at a time, the system quiet before each step."""
-    scenario = Scenario(parts, events)
-    lane_watch = LaneWatch(parts)
-    register, deregister, run_apps = [], [], []
+    one container at a time, the system quiet before each step, nothing watching it meanwhile."""
+    scenario = Scenario(parts)
+    register, deregister = [], []
     commands: dict[str, Counter[str]] = {"start": Counter(), "kill": Counter(), "destroy": Counter()}
     cpu: dict[str, Counter[str]] = {phase: Counter() for phase in commands}
     seconds = {"start": 0.0, "kill": 0.0, "destroy": 0.0}
@@ -168,28 +191,49 @@ def single_runs(parts: Parts, events: DockerEvents, runs: int) -> dict[str, Any]
             for phase, act, method in (("start", container.start, "POST"), ("kill", container.kill, "DELETE"),
                                        ("destroy", container.remove, None)):
                 before, cpu_before, started = parts.command_counts(), parts.cpu_seconds(), time.monotonic()
+                since = time.time()
                 act()
                 if method is None:
                     scenario.wait_gone([container])
                 else:
-                    arrival = scenario.wait_arrivals(method, [app.upper()], WAIT_SECONDS)[0]
+                    arrival = scenario.wait_arrivals(method, [app.upper()], WAIT_SECONDS, FIRST_LOOK_SECONDS)[0]
                     parts.wait_quiet()
-                    event = events.wait_first(container.id, "start" if method == "POST" else "die")
+                    event = scenario.event_time(container.id, "start" if method == "POST" else "die", since)
                     (register if method == "POST" else deregister).append((arrival - event) / 1e6)
                 seconds[phase] += time.monotonic() - started
                 commands[phase].update(_difference(parts.command_counts(), before))
                 cpu[phase].update({name: used - cpu_before[name] for name, used in parts.cpu_seconds().items()})
-            run_apps.append((app.upper(), container.id))
-        breakdown = _breakdown(scenario, events, lane_watch, run_apps)
     finally:
-        lane_watch.close()
         scenario.close()
     idle_rate = parts.idle_command_rate
     per_phase = {phase: _net_per_run(commands[phase], idle_rate, seconds[phase], runs) for phase in commands}
     cpu_ms = {phase: {name: round(max(0.0, used - parts.idle_cpu_rate[name] * seconds[phase]) / runs * 1000, 2)
                       for name, used in cpu[phase].items()} for phase in cpu}
-    return {"register_ms": register, "deregister_ms": deregister, "breakdown_ms": breakdown,
-            "commands": per_phase, "cpu_ms": cpu_ms}
+    return {"register_ms": register, "deregister_ms": deregister, "commands": per_phase, "cpu_ms": cpu_ms}
+
+
+def traced_runs(parts: Parts, events: DockerEvents, runs: int) -> dict[str, dict[str, Any]]:
+    """Single runs as above, watched as they happen (the Docker event stream, the fast lane's Redis
+    notifications): where their milliseconds went (`_breakdown`)."""
+    scenario = Scenario(parts)
+    lane_watch = LaneWatch(parts)
+    run_apps = []
+    try:
+        for run in range(runs):
+            app = f"bench-t{run}"
+            container = scenario.create(app)
+            parts.wait_quiet()
+            for act, method in ((container.start, "POST"), (container.kill, "DELETE")):
+                act()
+                scenario.wait_arrivals(method, [app.upper()], WAIT_SECONDS)
+                parts.wait_quiet()
+            container.remove()
+            scenario.wait_gone([container])
+            run_apps.append((app.upper(), container.id))
+        return _breakdown(scenario, events, lane_watch, run_apps)
+    finally:
+        lane_watch.close()
+        scenario.close()
 
 
 def _difference(after: dict[str, int], before: dict[str, int]) -> Counter[str]:
@@ -232,7 +276,7 @@ def _breakdown(scenario: Scenario, events: DockerEvents, lane_watch: LaneWatch,
 def storm(parts: Parts, events: DockerEvents, count: int) -> dict[str, Any]:
     """`count` containers started at once, then killed at once: time from the last `start` event until all
     are registered, and from the last `die` event until all are deleted; the watcher's memory meanwhile."""
-    scenario = Scenario(parts, events)
+    scenario = Scenario(parts)
     apps = [f"bench-s{index}" for index in range(count)]
     deadline = WAIT_SECONDS + count * 0.5
     try:
