@@ -43,7 +43,7 @@ from shared.eureka import EurekaClient, EurekaRejected, EurekaUnavailable
 from shared.locking import Locks
 from shared.models import ContainerState, InstanceStatus, Phase
 from shared.registration import Registration, registration
-from shared.store import ReconcileStart, Store, TrackedInstance
+from shared.store import PreLocked, ReconcileStart, Store, TrackedInstance
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,13 @@ class Reconciler:
         # A forced re-registration applies no new event: it is not measured from the last one.
         event_time = None if force else start.stored.event_time
         complete = albs.settled
+        prelocked = {start.prelocked.instance.key: start.prelocked} if start.prelocked else {}
         try:
-            for key in sorted(set(tracked) - set(wanted) - albs.waiting):
-                self.remove(key, source, keep_in_eureka=keep, event_time=event_time, gen=gen)
+            # A state that wants nothing removes every instance, so the one locked with the source (for
+            # such a state only) is always used; it goes first: nothing has happened to it since.
+            for key in sorted(set(tracked) - set(wanted) - albs.waiting, key=lambda key: (key not in prelocked, key)):
+                self.remove(key, source, keep_in_eureka=keep, event_time=event_time, gen=gen,
+                            prelocked=prelocked.pop(key, None))
             for key, wanted_registration in wanted.items():
                 complete &= self._apply(key, source, wanted_registration, tracked.get(key), force, event_time, gen)
             self.albs.converge(source, albs)
@@ -212,10 +216,16 @@ class Reconciler:
         return True
 
     @contextmanager
-    def _hold_instance(self, key: str, source: str, gen: str | None) -> Iterator[TrackedInstance | None]:
+    def _hold_instance(self, key: str, source: str, gen: str | None,
+                       prelocked: PreLocked | None = None) -> Iterator[TrackedInstance | None]:
         """Hold instance `key`'s lock, the other held locks renewed: the instance as tracked now. Raises
         StateChanged when `gen` is given and `source`'s state is no longer that generation (nothing is
-        written for an outdated state)."""
+        written for an outdated state). `prelocked`: the lock was taken with the source's lock a moment
+        ago, which read the instance and the generation then."""
+        if prelocked is not None:
+            with self.locks.holding(keys.instance_lock(key), prelocked.token):
+                yield prelocked.instance
+            return
         take = partial(self.store.take_instance_lock, key, source, keys.instance_lock(key))
         with self.locks.hold(keys.instance_lock(key), take) as claim:
             if gen is not None and claim.state_gen != gen:
@@ -239,13 +249,14 @@ class Reconciler:
                                    instance=key))
 
     def remove(self, key: str, source: str, *, keep_in_eureka: bool, event_time: float | None = None,
-               gen: str | None = None) -> None:
+               gen: str | None = None, prelocked: PreLocked | None = None) -> None:
         """Stop registering `key` for `source`: delete it from Eureka, or with `keep_in_eureka` set it
         DOWN and leave it to lease expiry (no more heartbeats). Someone else's instance is left alone.
         `event_time`: when the Docker event that asked for it happened, if one did. With `gen`, raises
-        StateChanged when `source`'s state is no longer that generation."""
+        StateChanged when `source`'s state is no longer that generation. `prelocked`: its lock, taken
+        with the source's."""
         app, instance_id = keys.split_instance_key(key)
-        with self._hold_instance(key, source, gen) as instance:
+        with self._hold_instance(key, source, gen, prelocked) as instance:
             owned = instance is not None and instance.source == source
             about, extra = logs.about_instance(source, instance.document if owned and instance else None, key)
             if owned:

@@ -41,12 +41,18 @@ class Locks:
     def hold(self, name: str, take: Take[T] | None = None) -> Iterator[T | bool]:
         """Hold lock `name`, waiting for it up to `defaults.LOCK_WAIT_SECONDS` (then redis-py's LockError).
         With `take`, the lock is taken by `take(token, life_ms, held)`, and its answer is what this yields."""
-        held = self._held()
         token = uuid.uuid4().hex
-        taken = self._wait(name, token, take or self._take_plain(name), held)
+        taken = self._wait(name, token, take or self._take_plain(name), self._held())
+        with self.holding(name, token):
+            yield taken
+
+    @contextmanager
+    def holding(self, name: str, token: str) -> Iterator[None]:
+        """Hold lock `name`, which `token` has taken already (with another lock, in one step)."""
+        held = self._held()
         held.append((name, token))
         try:
-            yield taken
+            yield
         finally:
             held.pop()
             if not self.store.release_lock(name, token):

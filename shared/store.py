@@ -317,11 +317,14 @@ return renew_held(1) or ''
 """
 
 # KEYS: job flag, source lock, state, source instances.
-# ARGV: life in ms, token, job id ('' if none), instance key prefix.
+# ARGV: life in ms, token, job id ('' if none), instance key prefix, instance lock prefix, source.
 # The start of a reconcile: the job's "queued" flag goes (a change from now on needs a new job), then,
-# if the source lock is free, it is taken and the state and the tracked instances are read.
+# if the source lock is free, it is taken and the state and the tracked instances are read. When the
+# state wants nothing registered (the container is gone or has exited), the lock of one instance the
+# source owns is taken too, with the same token, if it is free: its deregistration needs no round trip
+# of its own.
 # Returns {0} when the lock is taken by another holder, else {1, doc ('' if none), gen, event time ('' if
-# none), then for each tracked instance: key, doc, source}.
+# none), the instance locked with it ('' if none), then for each tracked instance: key, doc, source}.
 _BEGIN_RECONCILE = """
 if ARGV[3] ~= '' and redis.call('GET', KEYS[1]) == ARGV[3] then
   redis.call('DEL', KEYS[1])
@@ -330,13 +333,22 @@ if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then
   return {0}
 end
 local state = redis.call('HMGET', KEYS[3], 'doc', 'gen', 'event_time')
-local result = {1, state[1] or '', state[2] or '0', state[3] or ''}
+local result = {1, state[1] or '', state[2] or '0', state[3] or '', ''}
+local departing = not state[1]
+if state[1] then
+  local parsed, decoded = pcall(cjson.decode, state[1])
+  departing = parsed and type(decoded) == 'table' and decoded.phase ~= 'running'
+end
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[4])) do
   local instance = redis.call('HMGET', ARGV[4] .. key, 'doc', 'source')
   if instance[1] then
     table.insert(result, key)
     table.insert(result, instance[1])
     table.insert(result, instance[2] or '')
+    if departing and result[5] == '' and instance[2] == ARGV[6]
+        and redis.call('SET', ARGV[5] .. key, ARGV[2], 'NX', 'PX', ARGV[1]) then
+      result[5] = key
+    end
   end
 end
 return result
@@ -414,12 +426,21 @@ class HeartbeatTarget:
 
 
 @dataclass(frozen=True)
+class PreLocked:
+    """An instance whose lock was taken with its source's lock (with the same token), as read then."""
+
+    instance: TrackedInstance
+    token: str
+
+
+@dataclass(frozen=True)
 class ReconcileStart:
-    """What a reconcile starts from, read as it took the source's lock: the stored state and the instances
-    the source owns."""
+    """What a reconcile starts from, read as it took the source's lock: the stored state, the instances
+    the source owns, and one of them locked already when the state wants none."""
 
     stored: StoredState
     tracked: dict[str, TrackedInstance]
+    prelocked: PreLocked | None = None
 
 
 @dataclass(frozen=True)
@@ -826,16 +847,17 @@ class Store:
         holder has it, the source lock is taken and what the reconcile starts from read. None: lock busy."""
         result = self._begin_reconcile(
             keys=[keys.job(keys.reconcile_job_name(source)), lock, keys.state(source), keys.source_instances(source)],
-            args=[life_ms, token, job_id, keys.instance("")])
+            args=[life_ms, token, job_id, keys.instance(""), keys.instance_lock(""), source])
         if not result[0]:
             return None
-        _, doc, gen, event_time, *rows = result
+        _, doc, gen, event_time, locked, *rows = result
         tracked = {}
         for index in range(0, len(rows), 3):
             key, instance_doc, instance_source = rows[index:index + 3]
             if instance_source == source:
                 tracked[key] = TrackedInstance(key, json.loads(instance_doc), instance_source)
-        return ReconcileStart(_stored_state([doc or None, gen, event_time or None]), dict(sorted(tracked.items())))
+        return ReconcileStart(_stored_state([doc or None, gen, event_time or None]), dict(sorted(tracked.items())),
+                              PreLocked(tracked[locked], token) if locked else None)
 
     def read_reconcile(self, source: str) -> ReconcileStart:
         """What a reconcile starts from, read again (by the holder of the source lock)."""
