@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,7 @@ def charts(results: dict[str, Any], folder: Path) -> None:
             axis.axvline(target, color="grey", linestyle=style, linewidth=1, label=label)
         axis.set_xscale("log")
         axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(_two_and_five))
         axis.set_xlabel("ms from the Docker event to the request at Eureka (log scale)")
         axis.set_title(title)
         axis.grid(True, which="both", alpha=0.3)
@@ -214,3 +216,9 @@ def profiles(folder: Path, top: int = 20) -> str:
             lines.append(f"-- {title}")
             lines.extend(f"{count / total:6.1%}  {frame}" for frame, count in counts.most_common(top))
     return "\n".join(lines)
+
+
+def _two_and_five(value: float, _: int) -> str:
+    """Labels for the minor ticks of a log axis: 2, 5, 20, 50... (the others would crowd it)."""
+    leading = round(value / 10 ** math.floor(math.log10(value)))
+    return f"{value:g}" if leading in (2, 5) else ""
