@@ -75,7 +75,8 @@ class Publisher:
         self._stopping = store.stopping(host)
 
     def published_phases(self) -> dict[str, Phase]:
-        return {container_id: known.state.phase for container_id, known in self._known.items()}
+        known = self._known.copy()  # one step under the GIL: the liveness thread asks while events are handled
+        return {container_id: entry.state.phase for container_id, entry in known.items()}
 
     def on_event(self, event: Event) -> None:
         """Publish what `event` changes. Raises InspectFailed."""
