@@ -13,8 +13,10 @@ from docker.models.containers import Container
 import redis
 from rq import Worker
 
-from shared import keys
+from registrar.reconcile import Reconciler
+from shared import keys, queues
 from shared.connection import connect
+from shared.eureka import EurekaClient
 from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
 from shared.store import Store
 from tests.aws import CREDENTIALS as AWS_CREDENTIALS, REGION as AWS_REGION, AwsStandIn, AwsWorld, MotoServer
@@ -97,6 +99,13 @@ def eureka(tmp_path: Path) -> Iterator[DevEureka]:
     server = DevEureka(tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def reconciler(redis_client: redis.Redis, eureka: DevEureka, redis_url: str) -> Reconciler:
+    """A registrar's reconcile steps in the test's own process, for the test to call in the order it wants."""
+    return Reconciler(Store(redis_client), EurekaClient([eureka.url]),
+                      queues.registrar_queue(redis.Redis.from_url(redis_url)))
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import redis
 from redis.exceptions import LockNotOwnedError
 
 from registrar.reconcile import Reconciler
-from shared import keys, queues
-from shared.eureka import EurekaClient
+from shared import keys
 from shared.locking import Locks
 from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
 from shared.store import Store
@@ -86,12 +85,6 @@ def web(phase: Phase, *ports: int) -> ContainerState:
     return ContainerState(host=HOST, container_id=CONTAINER, container_name="/web", phase=phase,
                           status=InstanceStatus.UP if phase is Phase.RUNNING else InstanceStatus.DOWN,
                           services=records if phase is Phase.RUNNING else ())
-
-
-@pytest.fixture
-def reconciler(redis_client: redis.Redis, eureka: DevEureka, redis_url: str) -> Reconciler:
-    return Reconciler(Store(redis_client), EurekaClient([eureka.url]),
-                      queues.registrar_queue(redis.Redis.from_url(redis_url)))
 
 
 def registered(reconciler: Reconciler, *ports: int) -> list[str]:

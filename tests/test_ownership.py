@@ -45,11 +45,6 @@ def store(redis_client: redis.Redis) -> Store:
     return Store(redis_client)
 
 
-@pytest.fixture
-def reconciler(store: Store, eureka: DevEureka, redis_url: str) -> Reconciler:
-    return Reconciler(store, EurekaClient([eureka.url]), queues.registrar_queue(redis.Redis.from_url(redis_url)))
-
-
 def publish(store: Store, host: str, container_id: str, state: ContainerState | None) -> str:
     """What a watcher of `host` does; returns the source. Its liveness follows the state."""
     source = keys.source(host, container_id)
