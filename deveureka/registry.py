@@ -172,7 +172,7 @@ class Registry:
             if instance.status == status:
                 return True
             if status == UP:
-                self._service_up(instance.lease)
+                self._service_up(instance.lease, self.now_ms())
             self._overrides[(app, instance_id)] = status
             instance.overridden_status = status
             instance.status = status
@@ -281,7 +281,7 @@ class Registry:
             service_up_ts=existing.lease.service_up_ts if existing else 0,
         )
         if instance.status == UP:
-            self._service_up(instance.lease)
+            self._service_up(instance.lease, now)
         instance.action_type = ADDED
         instance.last_updated_ts = now
         self._apps.setdefault(instance.app, {})[instance.instance_id] = instance
@@ -291,9 +291,9 @@ class Registry:
         doubled = self._lease_expiry == "netflix"
         lease.last_update_ts = now + (lease.duration_secs * 1000 if doubled else 0)
 
-    def _service_up(self, lease: Lease) -> None:
+    def _service_up(self, lease: Lease, now: int) -> None:
         if lease.service_up_ts == 0:
-            lease.service_up_ts = self.now_ms()
+            lease.service_up_ts = now
 
     def _modified(self, instance: Instance, client_dirty_ts: str | None) -> None:
         if client_dirty_ts is not None:

@@ -103,6 +103,31 @@ def test_workers_asking_the_same_question_at_once_ask_aws_once(aws: SimpleNamesp
     assert stats.cache_misses["service_target_groups"] == len(workers)  # the others waited for the answer
 
 
+def test_an_answer_kept_between_a_workers_read_and_its_lock_is_not_asked_again(
+        aws: SimpleNamespace, web: SimpleNamespace, redis_url: str, stats: AwsStats,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order forced: the first worker reads the cache and finds nothing; the second asks AWS, keeps the
+    answer and lets go of the lock; only then does the first take the lock."""
+    late, quick = (CachedDirectory(redis.Redis.from_url(redis_url, decode_responses=True), Boto3Directory(stats=stats),
+                                   stats=stats) for _ in range(2))
+    target_group = web.endpoint.target_group_arn
+    read_cache = late._cached
+    reads = []
+
+    def miss_while_the_other_worker_fills(question, key):  # type: ignore[no-untyped-def]
+        reads.append(key)
+        if len(reads) == 1:
+            assert quick.healthy_target_count(target_group) == 0
+            return False, None
+        return read_cache(question, key)
+
+    monkeypatch.setattr(late, "_cached", miss_while_the_other_worker_fills)
+    assert late.healthy_target_count(target_group) == 0
+    assert len(reads) == 2
+    assert aws.stand_in.calls["DescribeTargetHealth"] == 1
+    assert not redis.Redis.from_url(redis_url).exists(keys.aws_answer_lock("healthy_target_count", target_group))
+
+
 def test_throttling_is_retried_later_logged_once_and_never_raised(
         aws: SimpleNamespace, web: SimpleNamespace, redis_url: str, stats: AwsStats,
         caplog: pytest.LogCaptureFixture) -> None:

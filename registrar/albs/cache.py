@@ -130,10 +130,16 @@ class CachedDirectory:
         self._refuse_while_paused(question)
         lock = keys.aws_answer_lock(question.name, *args)
         filling = bool(self.redis.set(lock, "1", nx=True, ex=defaults.AWS_FILL_LOCK_SECONDS))
-        if not filling:
+        if filling:
+            # Another worker may have kept its answer and let go of the lock since the read above.
+            found, answer = self._cached(question, key)
+        else:
             found, answer = self._wait_for(question, key)
-            if found:
-                return answer
+        if found:
+            if filling:
+                self.redis.delete(lock)
+            return answer
+        if not filling:
             self._refuse_while_paused(question)  # the other worker failed
         try:
             answer = fetch()

@@ -99,6 +99,20 @@ def test_one_eviction_run_removes_no_more_than_the_limit():
     assert len(registry.application("WEB")) == 6
 
 
+def test_a_registration_reads_the_clock_once_however_slowly_it_runs():
+    clock = Clock()
+
+    def ticking() -> float:  # a millisecond passes between any two readings
+        clock.now += 0.001
+        return clock.now
+
+    registry = Registry(ticking)
+    registry.register(_instance("i-1"))
+
+    lease = registry.instance("WEB", "i-1").lease
+    assert lease.registration_ts == lease.last_update_ts == lease.service_up_ts > 0
+
+
 def test_late_eviction_run_extends_every_lease_by_its_lateness():
     clock = Clock()
     registry = Registry(clock)
