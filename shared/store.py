@@ -552,9 +552,6 @@ class Store:
         """Give up the lease on `host` (a watcher that stops cleanly), if `token` still holds it."""
         self._delete_if_equal(keys=[keys.host_watcher(host)], args=[token])
 
-    def drop_liveness(self, source: str) -> None:
-        self.redis.delete(keys.live(source))
-
     def host_sources(self, host: str) -> set[str]:
         return self.redis.smembers(keys.host_sources(host))
 

@@ -285,10 +285,10 @@ def test_the_renewal_deletes_it_once_no_member_is_live_and_registers_it_again_wh
     renew(heartbeater, web)
     assert writes(eureka_proxy, web, "PUT") == 1, "one renewal for both members"
 
-    store.drop_liveness(sources[0])  # host 0's watcher died: its liveness expired
+    store.redis.delete(keys.live(sources[0]))  # host 0's watcher died: its liveness expired
     renew(heartbeater, web)
     assert alb_in_eureka(eureka, web) is not None and writes(eureka_proxy, web, "PUT") == 2
-    store.drop_liveness(sources[1])
+    store.redis.delete(keys.live(sources[1]))
     renew(heartbeater, web)
     assert alb_in_eureka(eureka, web) is None
     assert store.alb_members(web.key) == set(sources), "still members: their containers run"
