@@ -154,7 +154,8 @@ def charts(results: dict[str, Any], folder: Path) -> None:
     figure_, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for axis, title, pairs in (
             (axes[0], f"single containers ({results['register_ms']['n']} runs)",
-             (("register: start -> POST", samples["register_ms"]), ("deregister: die -> DELETE", samples["deregister_ms"]))),
+             (("register: start -> POST", samples["register_ms"]),
+              ("deregister: die -> DELETE", samples["deregister_ms"]))),
             (axes[1], f"storm of {results['storm']['containers']} containers",
              (("register: start -> POST", samples["storm_register_ms"]),
               ("deregister: die -> DELETE", samples["storm_deregister_ms"])))):

@@ -26,6 +26,9 @@ EUREKA_TIMEOUT_SECONDS = 5.0
 EUREKA_ROUNDS = 3
 EUREKA_ROUND_BACKOFF_SECONDS = 0.25
 
+# The status view reads Eureka this many instances at a time (one request each, answered from the registry).
+STATUS_EUREKA_READS = 8
+
 
 def longest_eureka_call_seconds(timeout: float, servers: int) -> float:
     """The longest one Eureka call can take: every round waits out every server's timeout."""

@@ -176,7 +176,8 @@ class AwsCollector(Collector):
         _add(calls, [((operation,), count) for operation, count in counts["calls"].items()])
         yield calls
         cache = CounterMetricFamily("registrator_aws_cache", "ALB questions, by question and outcome: hit "
-                                    "(answered from the cache in Redis), miss (AWS asked)", labels=["question", "outcome"])
+                                    "(answered from the cache in Redis), miss (AWS asked)",
+                                    labels=["question", "outcome"])
         _add(cache, [((question, "hit"), count) for question, count in counts["cache_hits"].items()])
         _add(cache, [((question, "miss"), count) for question, count in counts["cache_misses"].items()])
         yield cache

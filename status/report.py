@@ -84,7 +84,8 @@ def _row(snapshot: Snapshot, source: str, key: str, wanted: str | None) -> Row:
         host=host, container_id=container_id[:12], container_name=(name or "").lstrip("/"), instance=key,
         wanted=wanted, registered=registered, owner=owner, eureka=eureka,
         liveness_ttl_seconds=facts.live, last_heartbeat_seconds_ago=lease.renewed_ago,
-        lease_expires_in_seconds=lease.expires_in, next_heartbeat_in_seconds=(_round(snapshot.next_heartbeat[key] - snapshot.redis_now)
+        lease_expires_in_seconds=lease.expires_in,
+        next_heartbeat_in_seconds=(_round(snapshot.next_heartbeat[key] - snapshot.redis_now)
                                    if registered and key in snapshot.next_heartbeat else None),
         pending=pending, reasons=tuple(_reasons(facts)))
 

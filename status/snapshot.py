@@ -1,15 +1,16 @@
 """Everything the status view shows, read at once: from Redis through `Store`'s readers (walking the indexes:
 hosts, their sources, each source's state and instances, the heartbeat schedule; never SCAN or KEYS, and
-never a write), and from Eureka one instance at a time (`GET /apps/{APP}/{id}`, which Eureka answers from
-its registry, not from the listing cache that lags up to 30 s)."""
+never a write), and from Eureka instance by instance (`GET /apps/{APP}/{id}`, which Eureka answers from
+its registry, not from the listing cache that lags up to 30 s), several requests at a time."""
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from shared import keys
+from shared import defaults, keys
 from shared.alb import alb_intent
 from shared.eureka import EurekaClient, EurekaError
 from shared.models import ContainerState, Phase
@@ -20,7 +21,7 @@ from shared.store import Store, StoredState, TrackedInstance
 @dataclass(frozen=True)
 class EurekaView:
     """What Eureka answered for the instances it was asked about: each one's record, None when it does not
-    know it; `trouble` when it could not be asked (then `records` holds what was read before)."""
+    know it; `trouble` when it could not be asked (then `records` holds what was read all the same)."""
     records: dict[str, dict[str, Any] | None]
     trouble: str | None = None
 
@@ -70,25 +71,29 @@ def read(store: Store, eureka: EurekaClient | None) -> Snapshot:
     states = store.stored_states(sources)
     wanted = {key for stored in states.values() for key in wanted_instances(stored.state)}
     asked = sorted(set(instances) | wanted)
-    snapshot = Snapshot(
+    return Snapshot(
         redis_now=redis_now, local_now=time.time(), last_seen=last_seen,
         served=store.served_hosts(sorted({keys.split_source(source)[0] for source in sources} | set(hosts))),
         states=states, liveness_left=store.liveness_left(sources), instances=instances, next_heartbeat=schedule,
-        claimants=store.claimants(asked), pending=dict(store.pending()), tries=store.pending_tries(), eureka=None)
-    if eureka is None:
-        return snapshot
-    return _with_eureka(snapshot, eureka, asked)
+        claimants=store.claimants(asked), pending=dict(store.pending()), tries=store.pending_tries(),
+        eureka=read_eureka(eureka, asked) if eureka is not None else None)
 
 
-def _with_eureka(snapshot: Snapshot, eureka: EurekaClient, asked: list[str]) -> Snapshot:
-    records: dict[str, dict[str, Any] | None] = {}
-    trouble = None
-    for key in asked:
-        app, instance_id = keys.split_instance_key(key)
+def read_eureka(eureka: EurekaClient, asked: list[str]) -> EurekaView:
+    """Eureka's record of each instance key in `asked`, several requests at a time."""
+    failed: list[EurekaError] = []
+
+    def ask(key: str) -> tuple[str, dict[str, Any] | None] | None:
+        """The key and Eureka's record; None when Eureka was not read."""
+        # One unavailable Eureka would fail every other request the same way, each after its timeout.
+        if failed:
+            return None
         try:
-            records[key] = eureka.instance(app, instance_id)
+            return key, eureka.instance(*keys.split_instance_key(key))
         except EurekaError as err:
-            # One unavailable Eureka would fail every other request the same way, each after its timeout.
-            trouble = f"Eureka not read: {err}"
-            break
-    return Snapshot(**{**snapshot.__dict__, "eureka": EurekaView(records, trouble)})
+            failed.append(err)
+            return None
+
+    with ThreadPoolExecutor(defaults.STATUS_EUREKA_READS, thread_name_prefix="eureka-read") as pool:
+        records = dict(answer for answer in pool.map(ask, asked) if answer is not None)
+    return EurekaView(records, f"Eureka not read: {failed[0]}" if failed else None)

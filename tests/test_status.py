@@ -7,15 +7,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from types import SimpleNamespace
+from typing import Mapping
 
 import pytest
 import redis
 
-from shared import keys, queues
+from shared import defaults, keys, queues
+from shared.eureka import EurekaClient
 from shared.models import ContainerState, InstanceStatus, Phase, ServiceRecord
 from shared.store import Store
+from status.snapshot import read_eureka
 from tests.conftest import FAST_LEASE, HOST, HOST_IP, run_web
+from tests.stub_http import Answer, LoopbackServer, StubServer
 from tests.support import REPO, free_port, wait_until
 
 READER_PASSWORD = "status-reader-pw"
@@ -152,3 +157,47 @@ def test_status_names_a_redis_it_cannot_read_without_its_password(tmp_path) -> N
     assert result.returncode == 1
     assert result.stderr.startswith("registrator-status: error: cannot read Redis: ConnectionError")
     assert "hidden-pw" not in result.stderr + result.stdout
+
+
+class EurekaHoldingEachBatch(LoopbackServer):
+    """Answers GET /eureka/apps/WEB/{id} only once `defaults.STATUS_EUREKA_READS` requests wait for their
+    answers together: a status view that asks one at a time is never answered (500 after 10 s). Even ports
+    are registered (200), odd ones unknown (404)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.url = f"{self.base_url}/eureka"
+        self.batch = threading.Barrier(defaults.STATUS_EUREKA_READS, timeout=10)
+
+    def answer(self, method: str, path: str, headers: Mapping[str, str]) -> Answer:
+        try:
+            self.batch.wait()
+        except threading.BrokenBarrierError:
+            return Answer(500, "asked one at a time")
+        instance_id = path.rsplit("/", 1)[1]
+        if int(instance_id.rsplit("_", 1)[1]) % 2:
+            return Answer(404)
+        return Answer(200, json.dumps({"instance": {"instanceId": instance_id, "app": "WEB", "status": "UP"}}))
+
+
+def test_status_reads_eureka_several_instances_at_a_time() -> None:
+    ports = range(20000, 20000 + 4 * defaults.STATUS_EUREKA_READS)
+    asked = [keys.instance_key("WEB", f"10.0.0.1_{port}") for port in ports]
+    with EurekaHoldingEachBatch() as eureka:
+        view = read_eureka(EurekaClient([eureka.url], 15, attempts=1), asked)
+    assert view.trouble is None
+    assert list(view.records) == asked
+    for key, record in view.records.items():
+        port = int(key.rsplit("_", 1)[1])
+        assert record == (None if port % 2 else {"instanceId": f"10.0.0.1_{port}", "app": "WEB", "status": "UP"})
+
+
+def test_status_stops_asking_an_unavailable_eureka() -> None:
+    asked = [keys.instance_key("WEB", f"10.0.0.1_{port}") for port in range(20000, 20100)]
+    with StubServer(Answer(503, "overloaded")) as eureka:
+        view = read_eureka(EurekaClient([eureka.url], 5, attempts=1), asked)
+    assert view.records == {}
+    assert view.trouble is not None and view.trouble.startswith("Eureka not read: ")
+    assert "503" in view.trouble
+    # Only the requests already on their way when the first one failed.
+    assert 1 <= len(eureka.requests) <= defaults.STATUS_EUREKA_READS
