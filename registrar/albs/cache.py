@@ -133,13 +133,13 @@ class CachedDirectory:
         if filling:
             # Another worker may have kept its answer and let go of the lock since the read above.
             found, answer = self._cached(question, key)
+            if found:
+                self.redis.delete(lock)
+                return answer
         else:
             found, answer = self._wait_for(question, key)
-        if found:
-            if filling:
-                self.redis.delete(lock)
-            return answer
-        if not filling:
+            if found:
+                return answer
             self._refuse_while_paused(question)  # the other worker failed
         try:
             answer = fetch()
