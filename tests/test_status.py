@@ -187,9 +187,9 @@ def test_status_reads_eureka_several_instances_at_a_time() -> None:
         view = read_eureka(EurekaClient([eureka.url], 15, attempts=1), asked)
     assert view.trouble is None
     assert list(view.records) == asked
-    for key, record in view.records.items():
-        port = int(key.rsplit("_", 1)[1])
-        assert record == (None if port % 2 else {"instanceId": f"10.0.0.1_{port}", "app": "WEB", "status": "UP"})
+    for port, key in zip(ports, asked):
+        wanted = None if port % 2 else {"instanceId": f"10.0.0.1_{port}", "app": "WEB", "status": "UP"}
+        assert view.records[key] == wanted
 
 
 def test_status_stops_asking_an_unavailable_eureka() -> None:
